@@ -1,0 +1,5 @@
+//! `kubectl-bwlimit`: the plugin binary.
+
+fn main() -> std::process::ExitCode {
+    kubectl_bwlimit::main()
+}

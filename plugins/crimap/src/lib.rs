@@ -1,0 +1,29 @@
+//! kubectl-crimap: maps docker commands to crictl, shows node runtimes and finds workloads
+//! that depend on Docker.
+
+pub mod cli;
+
+use std::process::ExitCode;
+
+use shared::Result;
+
+use cli::{Cli, Command};
+
+/// Runs the plugin with the process arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    shared::app::plugin_main("crimap", |cli: &Cli| cli.kube.verbosity, run)
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Completion(args) => {
+            shared::completion::write_script(
+                cli::command_for_scripts(),
+                args.shell,
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}

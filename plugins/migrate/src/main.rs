@@ -1,0 +1,5 @@
+//! `kubectl-migrate`: the plugin binary.
+
+fn main() -> std::process::ExitCode {
+    kubectl_migrate::main()
+}

@@ -1,0 +1,3 @@
+//! Support for the integration tests: the built plugin binaries on `PATH` and the real kubectl.
+
+pub mod plugins;
