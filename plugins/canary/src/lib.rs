@@ -1,7 +1,15 @@
 //! kubectl-canary: canary releases through ingress-nginx canary annotations and Gateway API
 //! HTTPRoute weights.
 
+pub mod annotations;
 pub mod cli;
+pub mod convert;
+pub mod httproute;
+pub mod ingress;
+pub mod lint;
+pub mod routing;
+pub mod stats;
+pub mod weight;
 
 use std::process::ExitCode;
 
