@@ -1,3 +1,4 @@
 //! Support for the integration tests: the built plugin binaries on `PATH` and the real kubectl.
 
 pub mod plugins;
+pub mod s3;
