@@ -1,7 +1,13 @@
 //! kubectl-bwlimit: pod bandwidth limits through the kubernetes.io/ingress-bandwidth and
 //! egress-bandwidth annotations, applied live by a node agent.
 
+pub mod agent;
 pub mod cli;
+pub mod netlink;
+pub mod netns;
+pub mod rate;
+pub mod shaping;
+pub mod tbf;
 
 use std::process::ExitCode;
 
