@@ -1,0 +1,416 @@
+//! Detection of Docker dependencies in one pod spec: pure functions over plain data.
+
+use std::sync::LazyLock;
+
+use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
+use regex::Regex;
+use serde::Serialize;
+
+/// Kind of Docker dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// A hostPath volume exposing the Docker Engine socket.
+    DockerSocket,
+    /// A hostPath volume of Docker's data folder, `/var/lib/docker` or below.
+    DockerDataDir,
+    /// A docker-in-docker image.
+    DindImage,
+    /// A container that runs dockerd.
+    Dockerd,
+    /// A `DOCKER_HOST` environment variable.
+    DockerHostEnv,
+    /// A docker CLI call in a command, argument list, probe or hook.
+    DockerCli,
+}
+
+impl FindingKind {
+    /// Returns the kebab-case name printed in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::DockerSocket => "docker-socket",
+            FindingKind::DockerDataDir => "docker-data-dir",
+            FindingKind::DindImage => "dind-image",
+            FindingKind::Dockerd => "dockerd",
+            FindingKind::DockerHostEnv => "docker-host-env",
+            FindingKind::DockerCli => "docker-cli",
+        }
+    }
+}
+
+/// One Docker dependency in a pod spec.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Finding {
+    /// What kind of dependency it is.
+    pub kind: FindingKind,
+    /// Container it belongs to; `None` for a volume no container mounts.
+    pub container: Option<String>,
+    /// The evidence: path, image, variable or command.
+    pub detail: String,
+}
+
+const DOCKER_SOCKETS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
+const DOCKER_DATA_DIR: &str = "/var/lib/docker";
+
+/// A docker CLI call: `docker`, global flags (with values for those that take one), then a
+/// subcommand. Requiring a known subcommand keeps prose such as "docker image" and
+/// references such as `docker.io/...` from counting.
+static DOCKER_CLI: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?:^|[^\w.-])(docker(?:\s+(?:-H|--host|-c|--context|--config|-l|--log-level)(?:\s+|=)\S+|\s+--?[a-zA-Z][\w-]*(?:=\S+)?)*\s+(?:attach|build|buildx|commit|compose|cp|create|exec|images|info|inspect|kill|load|login|logs|ps|pull|push|restart|rm|rmi|run|save|start|stop|tag|version|(?:container|image)\s+(?:build|exec|inspect|load|logs|ls|prune|pull|push|rm|run|save|start|stop|tag)|(?:network|volume)\s+(?:create|connect|inspect|ls|rm))\b[^\n;&|]*)",
+    )
+    .expect("docker CLI pattern is valid")
+});
+
+static DOCKER_COMPOSE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[^\w.-])(docker-compose\b[^\n;&|]*)")
+        .expect("docker-compose pattern is valid")
+});
+
+static DOCKERD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[^\w.-])(?:/[\w./-]*/)?dockerd(?:-[\w-]+\.sh)?(?:$|[^\w.-])")
+        .expect("dockerd pattern is valid")
+});
+
+/// Finds every Docker dependency in `spec`, sorted and without duplicates.
+pub fn inspect_pod_spec(spec: &PodSpec) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter());
+    for container in containers {
+        inspect_container(
+            container,
+            spec.volumes.as_deref().unwrap_or_default(),
+            &mut findings,
+        );
+    }
+    for container in spec.ephemeral_containers.iter().flatten() {
+        inspect_words(
+            &container.name,
+            container
+                .command
+                .iter()
+                .flatten()
+                .chain(container.args.iter().flatten()),
+            &mut findings,
+        );
+    }
+    inspect_unmounted_volumes(spec, &mut findings);
+    findings.sort();
+    findings.dedup();
+    findings
+}
+
+fn inspect_container(container: &Container, volumes: &[Volume], findings: &mut Vec<Finding>) {
+    let name = Some(container.name.clone());
+    let privileged = container
+        .security_context
+        .as_ref()
+        .and_then(|context| context.privileged)
+        .unwrap_or(false);
+
+    // hostPath volumes this container mounts.
+    for mount in container.volume_mounts.iter().flatten() {
+        let Some(volume) = volumes.iter().find(|volume| volume.name == mount.name) else {
+            continue;
+        };
+        let Some(path) = volume
+            .host_path
+            .as_ref()
+            .map(|host| normalize_path(&host.path))
+        else {
+            continue;
+        };
+        let sub_path = mount.sub_path.as_deref().unwrap_or_default();
+        let full = if sub_path.is_empty() {
+            path.clone()
+        } else {
+            format!("{path}/{}", sub_path.trim_matches('/'))
+        };
+        if let Some(kind) = host_path_kind(&full) {
+            findings.push(Finding {
+                kind,
+                container: name.clone(),
+                detail: format!("hostPath {full} mounted at {}", mount.mount_path),
+            });
+        }
+    }
+
+    // The image.
+    if let Some(detail) = container
+        .image
+        .as_deref()
+        .and_then(|image| dind_image(image, privileged))
+    {
+        findings.push(Finding {
+            kind: FindingKind::DindImage,
+            container: name.clone(),
+            detail,
+        });
+    }
+
+    // dockerd started by the command.
+    let words: Vec<&String> = container
+        .command
+        .iter()
+        .flatten()
+        .chain(container.args.iter().flatten())
+        .collect();
+    if words.iter().any(|word| DOCKERD.is_match(word)) {
+        let detail = if privileged {
+            "privileged container runs dockerd".to_string()
+        } else {
+            "container runs dockerd without privileged, which dockerd needs".to_string()
+        };
+        findings.push(Finding {
+            kind: FindingKind::Dockerd,
+            container: name.clone(),
+            detail,
+        });
+    }
+
+    // DOCKER_HOST.
+    for variable in container.env.iter().flatten() {
+        if variable.name == "DOCKER_HOST" {
+            let value = match (&variable.value, &variable.value_from) {
+                (Some(value), _) => value.clone(),
+                (None, Some(_)) => "<from a reference>".to_string(),
+                (None, None) => String::new(),
+            };
+            findings.push(Finding {
+                kind: FindingKind::DockerHostEnv,
+                container: name.clone(),
+                detail: format!("DOCKER_HOST={value}"),
+            });
+        }
+    }
+
+    // docker CLI calls in the command, probes and lifecycle hooks.
+    let mut texts: Vec<&String> = words;
+    let probes = [
+        &container.liveness_probe,
+        &container.readiness_probe,
+        &container.startup_probe,
+    ];
+    for probe in probes.into_iter().flatten() {
+        texts.extend(
+            probe
+                .exec
+                .iter()
+                .flat_map(|exec| exec.command.iter().flatten()),
+        );
+    }
+    if let Some(lifecycle) = &container.lifecycle {
+        for handler in [&lifecycle.post_start, &lifecycle.pre_stop]
+            .into_iter()
+            .flatten()
+        {
+            texts.extend(
+                handler
+                    .exec
+                    .iter()
+                    .flat_map(|exec| exec.command.iter().flatten()),
+            );
+        }
+    }
+    inspect_words(&container.name, texts.into_iter(), findings);
+}
+
+fn inspect_words<'a>(
+    container: &str,
+    words: impl Iterator<Item = &'a String>,
+    findings: &mut Vec<Finding>,
+) {
+    for word in words {
+        for call in docker_cli_calls(word) {
+            findings.push(Finding {
+                kind: FindingKind::DockerCli,
+                container: Some(container.to_string()),
+                detail: call,
+            });
+        }
+    }
+}
+
+/// Returns the docker CLI calls in a command word or shell script, trimmed to one statement.
+pub fn docker_cli_calls(text: &str) -> Vec<String> {
+    let mut calls = Vec::new();
+    for pattern in [&*DOCKER_CLI, &*DOCKER_COMPOSE] {
+        for captures in pattern.captures_iter(text) {
+            let call = captures[1].trim().trim_end_matches(['"', '\'', ')']).trim();
+            calls.push(truncate(call, 80));
+        }
+    }
+    calls
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max_chars - 3).collect();
+    format!("{cut}...")
+}
+
+/// Reports hostPath volumes of Docker paths that no container mounts (they still pin the pod
+/// to nodes that have them, and often mark a dependency the manifest author forgot).
+fn inspect_unmounted_volumes(spec: &PodSpec, findings: &mut Vec<Finding>) {
+    let mounted = |volume: &str| {
+        spec.init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+            .flat_map(|container| container.volume_mounts.iter().flatten())
+            .any(|mount| mount.name == volume)
+    };
+    for volume in spec.volumes.iter().flatten() {
+        let Some(path) = volume
+            .host_path
+            .as_ref()
+            .map(|host| normalize_path(&host.path))
+        else {
+            continue;
+        };
+        if mounted(&volume.name) {
+            continue;
+        }
+        if let Some(kind) = host_path_kind(&path) {
+            findings.push(Finding {
+                kind,
+                container: None,
+                detail: format!("hostPath {path} in volume {} (not mounted)", volume.name),
+            });
+        }
+    }
+}
+
+fn normalize_path(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// Classifies a host path: the Docker socket or Docker's data folder.
+pub fn host_path_kind(path: &str) -> Option<FindingKind> {
+    if DOCKER_SOCKETS.contains(&path) {
+        return Some(FindingKind::DockerSocket);
+    }
+    if path == DOCKER_DATA_DIR || path.starts_with(&format!("{DOCKER_DATA_DIR}/")) {
+        return Some(FindingKind::DockerDataDir);
+    }
+    None
+}
+
+/// Describes a docker-in-docker image: the official `docker` image with a `dind` tag, any
+/// image whose name contains `dind`, or the official `docker` image run privileged.
+pub fn dind_image(image: &str, privileged: bool) -> Option<String> {
+    let (repository, tag) = split_image(image);
+    let name = repository.rsplit('/').next().unwrap_or(repository);
+    let official_docker = matches!(
+        repository,
+        "docker" | "library/docker" | "docker.io/docker" | "docker.io/library/docker"
+    );
+    if official_docker && tag.contains("dind") {
+        return Some(format!("image {image} runs dockerd (docker-in-docker)"));
+    }
+    if name.split(['-', '_', '.']).any(|part| part == "dind") {
+        return Some(format!("image {image} is a docker-in-docker image"));
+    }
+    if official_docker && privileged {
+        return Some(format!(
+            "image {image} runs privileged, as docker-in-docker does"
+        ));
+    }
+    None
+}
+
+/// Splits an image reference into repository and tag (empty when it has none).
+pub fn split_image(image: &str) -> (&str, &str) {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last_slash = without_digest.rfind('/').map_or(0, |index| index + 1);
+    match without_digest[last_slash..].rfind(':') {
+        Some(colon) => (
+            &without_digest[..last_slash + colon],
+            &without_digest[last_slash + colon + 1..],
+        ),
+        None => (without_digest, ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_calls_are_word_bounded() {
+        assert_eq!(
+            docker_cli_calls("set -e; docker build -t app . && docker push app"),
+            vec!["docker build -t app .", "docker push app"]
+        );
+        assert!(docker_cli_calls("pull docker.io/library/nginx").is_empty());
+        assert!(docker_cli_calls("mydocker run x").is_empty());
+        assert!(docker_cli_calls("dockerd --host=unix:///x").is_empty());
+        assert!(docker_cli_calls("echo docker is great").is_empty());
+        assert!(docker_cli_calls("echo push the docker image").is_empty());
+        assert_eq!(docker_cli_calls("docker image ls"), vec!["docker image ls"]);
+        assert_eq!(
+            docker_cli_calls("/usr/bin/docker run --rm x"),
+            vec!["docker run --rm x"]
+        );
+        assert_eq!(
+            docker_cli_calls("docker -H tcp://d:2375 ps"),
+            vec!["docker -H tcp://d:2375 ps"]
+        );
+        assert_eq!(docker_cli_calls("docker --tls ps"), vec!["docker --tls ps"]);
+        assert_eq!(
+            docker_cli_calls("docker-compose up -d"),
+            vec!["docker-compose up -d"]
+        );
+    }
+
+    #[test]
+    fn dind_images_recognized() {
+        assert!(dind_image("docker:24-dind", false).is_some());
+        assert!(dind_image("docker:dind", false).is_some());
+        assert!(dind_image("docker.io/library/docker:24.0.7-dind-rootless", false).is_some());
+        assert!(dind_image("cruizba/ubuntu-dind:latest", false).is_some());
+        assert!(dind_image("docker:24", true).is_some());
+        assert!(dind_image("docker:24", false).is_none());
+        assert!(dind_image("nginx:1.25", true).is_none());
+        assert!(dind_image("registry.local:5000/dinder:1", false).is_none());
+    }
+
+    #[test]
+    fn images_split_at_tag() {
+        assert_eq!(
+            split_image("registry.local:5000/app:1"),
+            ("registry.local:5000/app", "1")
+        );
+        assert_eq!(split_image("docker@sha256:ab"), ("docker", ""));
+        assert_eq!(split_image("docker"), ("docker", ""));
+    }
+
+    #[test]
+    fn host_paths_classified() {
+        assert_eq!(
+            host_path_kind("/var/run/docker.sock"),
+            Some(FindingKind::DockerSocket)
+        );
+        assert_eq!(
+            host_path_kind("/run/docker.sock"),
+            Some(FindingKind::DockerSocket)
+        );
+        assert_eq!(
+            host_path_kind("/var/lib/docker/containers"),
+            Some(FindingKind::DockerDataDir)
+        );
+        assert_eq!(host_path_kind("/var/lib/dockerish"), None);
+        assert_eq!(host_path_kind("/var/run/containerd/containerd.sock"), None);
+    }
+}
