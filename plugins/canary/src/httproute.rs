@@ -370,7 +370,9 @@ fn extra_rule(
 
 /// Precedence of a match as the Gateway API specification orders it: exact path, then longest
 /// path, then a method, then most header matches, then most query matches.
-fn precedence(m: &HttpRouteMatch) -> (u8, usize, bool, usize, usize) {
+type Precedence = (u8, usize, bool, usize, usize);
+
+fn precedence(m: &HttpRouteMatch) -> Precedence {
     let (kind, value) = path_of(m);
     let kind_rank = match kind {
         "Exact" => 2,
@@ -477,7 +479,7 @@ pub fn select_rule(spec: &HttpRouteSpec, request: &Request) -> Option<(usize, us
             .join("; ")
     });
 
-    let mut best: Option<((u8, usize, bool, usize, usize), usize, usize)> = None;
+    let mut best: Option<(Precedence, usize, usize)> = None;
     for (rule_index, rule) in spec.rules.iter().enumerate() {
         let default_match = [HttpRouteMatch::default()];
         let matches: &[HttpRouteMatch] = if rule.matches.is_empty() {

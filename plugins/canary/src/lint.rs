@@ -308,7 +308,7 @@ pub fn lint_canary(canary: &Ingress, all: &[Ingress], ready: &ReadyEndpoints) ->
                 "canary Service {service} has no ready endpoints, so requests sent to the canary fail")));
         }
     }
-    findings.sort_by(|a, b| a.severity.cmp(&b.severity));
+    findings.sort_by_key(|f| f.severity);
     findings.dedup();
     findings
 }
@@ -337,7 +337,7 @@ pub fn lint_route_canary(
             ));
         }
     }
-    findings.sort_by(|a, b| a.severity.cmp(&b.severity));
+    findings.sort_by_key(|f| f.severity);
     findings
 }
 
