@@ -1,0 +1,356 @@
+//! Containers of configured local images run as real processes: their output becomes the
+//! `pods/log` of the pod, and their exit code its terminal phase.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::http::{ApiRequest, Reply, ServerState};
+use super::meta;
+use super::status::ApiError;
+use super::store::{EventType, Key};
+
+/// Combined stdout and stderr of a container, growing while it runs.
+#[derive(Default)]
+pub(crate) struct LogBuffer {
+    data: Mutex<Vec<u8>>,
+    changed: Notify,
+    finished: AtomicBool,
+}
+
+impl LogBuffer {
+    fn append(&self, bytes: &[u8]) {
+        self.data
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend_from_slice(bytes);
+        self.changed.notify_waiters();
+    }
+
+    fn finish(&self) {
+        self.finished.store(true, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    fn read_from(&self, offset: usize) -> Vec<u8> {
+        let data = self
+            .data
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        data.get(offset..).map(<[u8]>::to_vec).unwrap_or_default()
+    }
+}
+
+/// A started container process.
+pub(crate) struct LocalProcess {
+    pub log: Arc<LogBuffer>,
+    kill: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl LocalProcess {
+    /// Asks the supervising task to kill the process; a finished process is left alone.
+    pub fn kill(&self) {
+        if let Some(kill) = self
+            .kill
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+        {
+            let _ = kill.send(());
+        }
+    }
+}
+
+/// How a container ended.
+enum Outcome {
+    Exited(i32),
+    DeadlineExceeded,
+    Killed,
+    StartFailed(String),
+}
+
+/// Runs the single container of `pod` as a local process with `bin_dir` first on `PATH`.
+pub(crate) fn start_local_process(state: &Arc<ServerState>, pod: &Value, bin_dir: &Path) {
+    let namespace = meta::namespace_of(pod).to_string();
+    let name = meta::name_of(pod).to_string();
+    let container = pod["spec"]["containers"][0].clone();
+    let mut argv: Vec<String> = Vec::new();
+    for field in ["command", "args"] {
+        if let Some(items) = container[field].as_array() {
+            argv.extend(items.iter().filter_map(|v| v.as_str().map(str::to_string)));
+        }
+    }
+    let deadline = pod["spec"]["activeDeadlineSeconds"]
+        .as_u64()
+        .map(Duration::from_secs);
+    let log = Arc::new(LogBuffer::default());
+    let (kill_sender, kill_receiver) = oneshot::channel();
+    state
+        .kubelet
+        .processes
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(
+            (namespace.clone(), name.clone()),
+            LocalProcess {
+                log: log.clone(),
+                kill: Mutex::new(Some(kill_sender)),
+            },
+        );
+
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![bin_dir.to_path_buf()];
+    paths.extend(std::env::split_paths(&path));
+    let path = std::env::join_paths(paths).unwrap_or(path);
+    let env: Vec<(String, String)> = container["env"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| {
+                    // NOTE: only literal `value` entries are set; `valueFrom` is not resolved.
+                    Some((
+                        item["name"].as_str()?.to_string(),
+                        item["value"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let working_dir = container["workingDir"].as_str().unwrap_or("/").to_string();
+    let uid = pod["metadata"]["uid"].clone();
+    let task_state = state.clone();
+    state.runtime.spawn(async move {
+        let started = meta::now();
+        let outcome = if argv.is_empty() {
+            Outcome::StartFailed(
+                "no command or args set for a container of a local image".to_string(),
+            )
+        } else {
+            let mut command = tokio::process::Command::new(&argv[0]);
+            command
+                .args(&argv[1..])
+                .env("PATH", &path)
+                .envs(env)
+                .current_dir(&working_dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true);
+            match command.spawn() {
+                Ok(child) => supervise(child, &log, deadline, kill_receiver).await,
+                Err(error) => {
+                    Outcome::StartFailed(format!("failed to start {:?}: {error}", argv[0]))
+                }
+            }
+        };
+        log.finish();
+        finish_pod(&task_state, &namespace, &name, &uid, &started, outcome);
+    });
+}
+
+async fn supervise(
+    mut child: tokio::process::Child,
+    log: &Arc<LogBuffer>,
+    deadline: Option<Duration>,
+    kill: oneshot::Receiver<()>,
+) -> Outcome {
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ];
+    let mut copies = Vec::new();
+    for mut reader in readers.into_iter().flatten() {
+        let log = log.clone();
+        copies.push(tokio::spawn(async move {
+            let mut buffer = [0u8; 8192];
+            while let Ok(count) = reader.read(&mut buffer).await {
+                if count == 0 {
+                    break;
+                }
+                log.append(&buffer[..count]);
+            }
+        }));
+    }
+    let deadline_sleep =
+        tokio::time::sleep(deadline.unwrap_or(Duration::from_secs(365 * 24 * 3600)));
+    tokio::pin!(deadline_sleep);
+    let outcome = tokio::select! {
+        status = child.wait() => match status {
+            Ok(status) => Outcome::Exited(status.code().unwrap_or(128 + 9)),
+            Err(error) => Outcome::StartFailed(format!("failed to wait for the process: {error}")),
+        },
+        _ = &mut deadline_sleep, if deadline.is_some() => {
+            let _ = child.kill().await;
+            Outcome::DeadlineExceeded
+        }
+        _ = kill => {
+            let _ = child.kill().await;
+            Outcome::Killed
+        }
+    };
+    for copy in copies {
+        let _ = copy.await;
+    }
+    outcome
+}
+
+/// Writes the terminal status of a pod whose process ended.
+fn finish_pod(
+    state: &ServerState,
+    namespace: &str,
+    name: &str,
+    uid: &Value,
+    started: &str,
+    outcome: Outcome,
+) {
+    let (phase, exit_code, reason, message) = match outcome {
+        Outcome::Killed => return,
+        Outcome::Exited(0) => ("Succeeded", 0, "Completed", None),
+        Outcome::Exited(code) => ("Failed", code, "Error", None),
+        Outcome::DeadlineExceeded => (
+            "Failed",
+            137,
+            "DeadlineExceeded",
+            Some("Pod was active on the node longer than the specified deadline".to_string()),
+        ),
+        Outcome::StartFailed(message) => ("Failed", 128, "StartError", Some(message)),
+    };
+    let mut store = state.lock_store();
+    let key = Key::new("", "pods", namespace, name);
+    let Some(pod) = store.get(&key) else {
+        return;
+    };
+    if pod["metadata"]["uid"] != *uid {
+        return;
+    }
+    let now = meta::now();
+    let mut updated = (*pod).clone();
+    let status = &mut updated["status"];
+    status["phase"] = json!(phase);
+    if reason == "DeadlineExceeded" {
+        status["reason"] = json!("DeadlineExceeded");
+        status["message"] = json!(message.clone().unwrap_or_default());
+    }
+    if let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) {
+        for condition in conditions {
+            if condition["type"] == "Ready" || condition["type"] == "ContainersReady" {
+                condition["status"] = json!("False");
+                condition["reason"] = json!("PodCompleted");
+                condition["lastTransitionTime"] = json!(now);
+            }
+        }
+    }
+    if let Some(container) = status["containerStatuses"].get_mut(0) {
+        let mut terminated = json!({
+            "exitCode": exit_code,
+            "reason": if reason == "DeadlineExceeded" { "Error" } else { reason },
+            "startedAt": started,
+            "finishedAt": now,
+            "containerID": container["containerID"],
+        });
+        if let Some(message) = &message {
+            terminated["message"] = json!(message);
+        }
+        container["state"] = json!({"terminated": terminated});
+        container["ready"] = json!(false);
+        container["started"] = json!(false);
+    }
+    store.put(key, updated, EventType::Modified);
+}
+
+/// Serves `GET .../pods/NAME/log`: the output of a local process, or an empty log for pods
+/// whose containers are only simulated.
+pub(crate) async fn pod_log(
+    state: &Arc<ServerState>,
+    request: &ApiRequest,
+    namespace: &str,
+    name: &str,
+) -> Result<Reply, ApiError> {
+    let pod = state
+        .lock_store()
+        .get(&Key::new("", "pods", namespace, name))
+        .ok_or_else(|| super::kubelet::pod_not_found(name))?;
+    let containers: Vec<String> = pod["spec"]["containers"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    match request.param("container") {
+        Some(container) if !container.is_empty() && !containers.iter().any(|c| c == container) => {
+            return Err(ApiError::bad_request(format!(
+                "container {container} is not valid for pod {name}"
+            )));
+        }
+        None | Some("") if containers.len() > 1 => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            )));
+        }
+        _ => {}
+    }
+    if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request(format!(
+            "container \"{}\" in pod \"{name}\" is waiting to start: ContainerCreating",
+            containers.first().map(String::as_str).unwrap_or("")
+        )));
+    }
+    let log = state
+        .kubelet
+        .processes
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(&(namespace.to_string(), name.to_string()))
+        .map(|process| process.log.clone());
+    let Some(log) = log else {
+        return Ok(Reply::Text(200, String::new()));
+    };
+    let follow = matches!(request.param("follow"), Some("true" | "1"));
+    if !follow {
+        return Ok(Reply::Text(
+            200,
+            String::from_utf8_lossy(&log.read_from(0)).into_owned(),
+        ));
+    }
+    let (sender, chunks) = mpsc::channel::<Bytes>(64);
+    state.runtime.spawn(async move {
+        let mut offset = 0;
+        loop {
+            let changed = log.changed.notified();
+            let finished = log.finished.load(Ordering::SeqCst);
+            let fresh = log.read_from(offset);
+            if !fresh.is_empty() {
+                offset += fresh.len();
+                if sender.send(Bytes::from(fresh)).await.is_err() {
+                    return;
+                }
+            }
+            if finished {
+                return;
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = sender.closed() => return,
+                // Re-check periodically in case a notification fell between read and wait.
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    });
+    Ok(Reply::Stream("text/plain", chunks))
+}
