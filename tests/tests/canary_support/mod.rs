@@ -1,0 +1,295 @@
+//! Shared set-up of the canary tests: a local API server with the hello-world app, the plugin
+//! run through the real kubectl, and local HTTP servers that answer like the hello-world app.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use testkit::apiserver::{ServerOptions, TestServer};
+use testkit::plugins::{ensure_built, kubectl, run, stderr, stdout, workspace_root};
+
+/// Namespace every canary test works in.
+pub const NAMESPACE: &str = "demo";
+
+/// Returns the path of a shared fixture manifest.
+pub fn manifest(name: &str) -> PathBuf {
+    workspace_root()
+        .join("../shared/fixtures/manifests")
+        .join(name)
+}
+
+/// A local API server with the namespace `demo`; dropping it stops the server.
+pub struct Env {
+    pub server: TestServer,
+}
+
+impl Env {
+    /// Starts a server and creates the namespace.
+    pub fn start() -> Env {
+        ensure_built(&["canary"]);
+        let env = Env {
+            server: TestServer::start(ServerOptions::default()),
+        };
+        env.kubectl_ok(&["create", "namespace", NAMESPACE]);
+        env
+    }
+
+    fn kubeconfig(&self) -> String {
+        self.server.kubeconfig().display().to_string()
+    }
+
+    /// Runs kubectl against the server in the test namespace.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        run(kubectl()
+            .args(args)
+            .args(["--kubeconfig", &self.kubeconfig(), "-n", NAMESPACE]))
+    }
+
+    /// Runs kubectl and panics with its stderr when it fails.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let output = self.kubectl(args);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}",
+            stderr(&output)
+        );
+        stdout(&output)
+    }
+
+    /// Runs `kubectl canary ARGS` against the server in the test namespace.
+    pub fn canary(&self, args: &[&str]) -> Output {
+        let mut full = vec!["canary"];
+        full.extend_from_slice(args);
+        self.kubectl(&full)
+    }
+
+    /// Runs `kubectl canary ARGS` and panics with its stderr when it fails.
+    pub fn canary_ok(&self, args: &[&str]) -> String {
+        let output = self.canary(args);
+        assert!(
+            output.status.success(),
+            "kubectl canary {args:?} failed ({:?}): {}{}",
+            output.status.code(),
+            stdout(&output),
+            stderr(&output)
+        );
+        stdout(&output)
+    }
+
+    /// Applies manifests given as text.
+    pub fn apply(&self, yaml: &str) {
+        let mut child = kubectl()
+            .args([
+                "apply",
+                "-f",
+                "-",
+                "--kubeconfig",
+                &self.kubeconfig(),
+                "-n",
+                NAMESPACE,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(yaml.as_bytes())
+            .expect("manifest written");
+        let output = child.wait_with_output().expect("kubectl finishes");
+        assert!(
+            output.status.success(),
+            "kubectl apply failed: {}\n{yaml}",
+            stderr(&output)
+        );
+    }
+
+    /// Converts a legacy fixture with `kubectl canary convert` and applies the result.
+    pub fn apply_converted(&self, fixture: &str) {
+        let path = manifest(fixture).display().to_string();
+        let converted = self.canary_ok(&["convert", "-f", &path]);
+        self.apply(&converted);
+    }
+
+    /// Reads an object as JSON.
+    pub fn get(&self, kind: &str, name: &str) -> serde_json::Value {
+        let text = self.kubectl_ok(&["get", kind, name, "-o", "json"]);
+        serde_json::from_str(&text).expect("kubectl prints JSON")
+    }
+
+    /// Reports whether an object exists.
+    pub fn exists(&self, kind: &str, name: &str) -> bool {
+        self.kubectl(&["get", kind, name, "-o", "name"])
+            .status
+            .success()
+    }
+
+    /// Returns one annotation of an object.
+    pub fn annotation(&self, kind: &str, name: &str, key: &str) -> Option<String> {
+        self.get(kind, name)["metadata"]["annotations"][key]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// Applies both hello-world versions, the converted primary Ingress, and one ready
+    /// EndpointSlice per Service (the test server runs no endpoint controller).
+    pub fn hello_world(&self) {
+        for fixture in ["helloworld-v1.yaml", "helloworld-v2.yaml"] {
+            self.kubectl_ok(&["apply", "-f", &manifest(fixture).display().to_string()]);
+        }
+        self.apply_converted("helloworld-ingress-legacy.yaml");
+        self.endpoints("hello-world-svc", &[true]);
+        self.endpoints("hello-world-svc-v2", &[true]);
+    }
+
+    /// Creates or replaces the EndpointSlice of a Service with endpoints of this readiness.
+    pub fn endpoints(&self, service: &str, ready: &[bool]) {
+        let endpoints: Vec<String> = ready
+            .iter()
+            .enumerate()
+            .map(|(i, ready)| {
+                format!(
+                    "- addresses: [\"10.244.0.{}\"]\n  conditions: {{ready: {ready}}}",
+                    i + 10
+                )
+            })
+            .collect();
+        let endpoints = if endpoints.is_empty() {
+            "[]".to_string()
+        } else {
+            format!("\n{}", endpoints.join("\n"))
+        };
+        self.apply(&format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-slice\n  labels:\n    kubernetes.io/service-name: {service}\naddressType: IPv4\nports: [{{name: http, port: 80, protocol: TCP}}]\nendpoints: {endpoints}\n"
+        ));
+    }
+}
+
+/// Asserts that a command failed with `code` and that stderr contains `needle`.
+pub fn assert_fails(output: &Output, code: i32, needle: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "exit code; stdout: {} stderr: {}",
+        stdout(output),
+        stderr(output)
+    );
+    assert!(
+        stderr(output).contains(needle),
+        "stderr lacks {needle:?}: {}",
+        stderr(output)
+    );
+}
+
+/// How a [`HelloServer`] marks canary responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// Body `Hello version: v2` versus `Hello version: v1`.
+    Body,
+    /// Header `X-Version: v2` versus `X-Version: v1`, the same body for both.
+    Header,
+}
+
+/// A local HTTP server on 127.0.0.1 answering like the hello-world app, sending an exact share
+/// of responses as version v2. Dropping it stops the server.
+pub struct HelloServer {
+    pub addr: SocketAddr,
+    pub requests: Arc<AtomicU64>,
+    pub hosts: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HelloServer {
+    /// Starts a server answering v2 for `canary_share` of the requests (evenly spread).
+    pub fn start(canary_share: f64, marker: Marker) -> HelloServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
+        let addr = listener.local_addr().expect("local address");
+        let requests = Arc::new(AtomicU64::new(0));
+        let hosts = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (requests, hosts, stop) = (requests.clone(), hosts.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let index = requests.fetch_add(1, Ordering::SeqCst);
+                    let canary = ((index + 1) as f64 * canary_share).floor()
+                        > (index as f64 * canary_share).floor();
+                    answer(stream, canary, marker, &hosts);
+                }
+            })
+        };
+        HelloServer {
+            addr,
+            requests,
+            hosts,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Returns the URL of the server.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+fn answer(mut stream: TcpStream, canary: bool, marker: Marker, hosts: &Mutex<Vec<String>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    if let Some(host) = head.lines().find_map(|line| {
+        line.strip_prefix("host: ")
+            .or_else(|| line.strip_prefix("Host: "))
+    }) {
+        hosts.lock().unwrap().push(host.trim().to_string());
+    }
+    let version = if canary { "v2" } else { "v1" };
+    let (body, header) = match marker {
+        Marker::Body => (
+            format!("Hello version: {version}, instance: hello-world-{version}\n"),
+            String::new(),
+        ),
+        Marker::Header => (
+            "Hello world\n".to_string(),
+            format!("X-Version: {version}\r\n"),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes());
+}
+
+impl Drop for HelloServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the stop flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
