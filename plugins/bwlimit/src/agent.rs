@@ -25,6 +25,8 @@ pub enum AgentAction {
     Clear,
     /// Read the shaping.
     Show,
+    /// Read the node's CNI configuration and clsact qdiscs; `cni_dir` overrides the folder.
+    Check { cni_dir: Option<PathBuf> },
 }
 
 impl AgentAction {
@@ -34,6 +36,7 @@ impl AgentAction {
             AgentAction::Apply { .. } => "apply",
             AgentAction::Clear => "clear",
             AgentAction::Show => "show",
+            AgentAction::Check { .. } => "check",
         }
     }
 }
@@ -205,6 +208,9 @@ async fn act_in_current_netns(
                     .map_err(|e| e.to_string())?,
             );
         }
+        AgentAction::Check { .. } => {
+            return Err("check is a node-wide action without a pod".to_string());
+        }
         AgentAction::Show => {
             report.state = Some(
                 shaping::read_state(&netlink, &veth)
@@ -231,4 +237,206 @@ pub async fn locate(pod_netns: PathBuf) -> Result<(Netlink, PodInterface, Link),
     let netlink = Netlink::connect().map_err(|e| e.to_string())?;
     let veth = netns::host_veth(&netlink, &pod).await?;
     Ok((netlink, pod, veth))
+}
+
+/// One CNI configuration file of the node, as far as bandwidth is concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CniFile {
+    /// File name inside the CNI configuration folder.
+    pub file: String,
+    /// Plugin types of the chain, in order.
+    pub plugins: Vec<String>,
+    /// Whether the chain contains the `bandwidth` plugin.
+    pub bandwidth: bool,
+    /// Whether that plugin declares `capabilities: {"bandwidth": true}`, without which the
+    /// runtime does not pass the annotations to it.
+    pub bandwidth_capability: bool,
+    /// Why the file could not be read, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What `agent check` found on the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCheckReport {
+    /// Always `check`.
+    pub action: String,
+    /// Why the check failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// CNI configuration folder read.
+    pub cni_dir: String,
+    /// CNI configuration files, in the order the runtime considers them (by name).
+    pub cni_files: Vec<CniFile>,
+    /// Interfaces with a clsact qdisc, owned by an eBPF datapath such as Cilium.
+    pub clsact_interfaces: Vec<String>,
+    /// veth interfaces with a TBF root qdisc.
+    pub shaped_interfaces: Vec<String>,
+}
+
+/// Reads a CNI configuration (a `.conflist` with a `plugins` chain, or a single-plugin
+/// `.conf`) and reports its plugin types and bandwidth support.
+pub fn inspect_cni_config(file: &str, text: &str) -> CniFile {
+    let mut result = CniFile {
+        file: file.to_string(),
+        plugins: Vec::new(),
+        bandwidth: false,
+        bandwidth_capability: false,
+        error: None,
+    };
+    let config: serde_json::Value = match serde_json::from_str(text) {
+        Ok(config) => config,
+        Err(error) => {
+            result.error = Some(format!("invalid JSON: {error}"));
+            return result;
+        }
+    };
+    let plugins: Vec<&serde_json::Value> = match config["plugins"].as_array() {
+        Some(chain) => chain.iter().collect(),
+        None => vec![&config],
+    };
+    for plugin in plugins {
+        let kind = plugin["type"].as_str().unwrap_or("<no type>").to_string();
+        if kind == "bandwidth" {
+            result.bandwidth = true;
+            result.bandwidth_capability |= plugin["capabilities"]["bandwidth"] == true;
+        }
+        result.plugins.push(kind);
+    }
+    result
+}
+
+/// Reads the node's CNI configuration folder and the qdiscs of the calling thread's
+/// namespace (the node's, or `host_netns` when given).
+pub async fn check_node(cni_dir: &Path, host_netns: Option<PathBuf>) -> NodeCheckReport {
+    let mut report = NodeCheckReport {
+        action: "check".to_string(),
+        cni_dir: cni_dir.display().to_string(),
+        ..NodeCheckReport::default()
+    };
+    match std::fs::read_dir(cni_dir) {
+        Ok(entries) => {
+            let mut names: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| {
+                    n.ends_with(".conflist") || n.ends_with(".conf") || n.ends_with(".json")
+                })
+                .collect();
+            names.sort();
+            for name in names {
+                let file = match std::fs::read_to_string(cni_dir.join(&name)) {
+                    Ok(text) => inspect_cni_config(&name, &text),
+                    Err(error) => CniFile {
+                        file: name.clone(),
+                        plugins: Vec::new(),
+                        bandwidth: false,
+                        bandwidth_capability: false,
+                        error: Some(error.to_string()),
+                    },
+                };
+                report.cni_files.push(file);
+            }
+        }
+        Err(error) => {
+            report.error = Some(format!(
+                "failed to read the CNI configuration folder {}: {error}",
+                cni_dir.display()
+            ));
+        }
+    }
+
+    let interfaces = match host_netns {
+        None => scan_qdiscs().await,
+        Some(path) => {
+            tokio::task::spawn_blocking(move || netns::block_on_in_netns(&path, scan_qdiscs))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|result| result)
+                .and_then(|result| result)
+        }
+    };
+    match interfaces {
+        Ok((clsact, shaped)) => {
+            report.clsact_interfaces = clsact;
+            report.shaped_interfaces = shaped;
+        }
+        Err(error) => report.error = Some(error),
+    }
+    report
+}
+
+/// Lists the interfaces with a clsact qdisc and the veths with a TBF root.
+async fn scan_qdiscs() -> Result<(Vec<String>, Vec<String>), String> {
+    let netlink = Netlink::connect().map_err(|e| e.to_string())?;
+    let mut clsact = Vec::new();
+    let mut shaped = Vec::new();
+    for link in netlink.links().await.map_err(|e| e.to_string())? {
+        let qdiscs = netlink
+            .qdiscs(link.index)
+            .await
+            .map_err(|e| e.to_string())?;
+        if qdiscs.iter().any(|q| q.kind == "clsact") {
+            clsact.push(link.name.clone());
+        }
+        if link.kind == "veth" && qdiscs.iter().any(|q| q.kind == "tbf") {
+            shaped.push(link.name);
+        }
+    }
+    Ok((clsact, shaped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflist_with_bandwidth_capability() {
+        let text = r#"{"cniVersion":"1.0.0","name":"k8s","plugins":[
+            {"type":"bridge"},{"type":"portmap","capabilities":{"portMappings":true}},
+            {"type":"bandwidth","capabilities":{"bandwidth":true}}]}"#;
+        let file = inspect_cni_config("10-k8s.conflist", text);
+        assert_eq!(file.plugins, ["bridge", "portmap", "bandwidth"]);
+        assert!(file.bandwidth);
+        assert!(file.bandwidth_capability);
+    }
+
+    #[test]
+    fn bandwidth_without_capability_flagged() {
+        let text = r#"{"plugins":[{"type":"ptp"},{"type":"bandwidth"}]}"#;
+        let file = inspect_cni_config("a.conflist", text);
+        assert!(file.bandwidth);
+        assert!(!file.bandwidth_capability);
+    }
+
+    #[test]
+    fn single_plugin_conf_read() {
+        let file = inspect_cni_config("05-cilium.conf", r#"{"type":"cilium-cni"}"#);
+        assert_eq!(file.plugins, ["cilium-cni"]);
+        assert!(!file.bandwidth);
+    }
+
+    #[test]
+    fn invalid_json_reported() {
+        let file = inspect_cni_config("x.conf", "{");
+        assert!(file.error.unwrap().starts_with("invalid JSON"));
+    }
+
+    #[test]
+    fn report_serializes_camel_case() {
+        let report = AgentReport::new(
+            &AgentAction::Show,
+            &AgentTarget {
+                pod_uid: "u".into(),
+                netns: None,
+                host_netns: None,
+            },
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["podUid"], "u");
+        assert_eq!(json["action"], "show");
+        assert!(json.get("error").is_none());
+    }
 }

@@ -21,7 +21,19 @@ const SECONDS: &str = "6";
 fn receiver_intervals(net: &TestNet, reverse: bool) -> Vec<f64> {
     let _server = ChildGuard(
         Command::new("ip")
-            .args(["netns", "exec", &net.pod_ns, "iperf3", "-s", "-1", "-J", "-B", &net.pod_addr, "-p", PORT])
+            .args([
+                "netns",
+                "exec",
+                &net.pod_ns,
+                "iperf3",
+                "-s",
+                "-1",
+                "-J",
+                "-B",
+                &net.pod_addr,
+                "-p",
+                PORT,
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -33,13 +45,28 @@ fn receiver_intervals(net: &TestNet, reverse: bool) -> Vec<f64> {
     for _ in 0..20 {
         std::thread::sleep(Duration::from_millis(200));
         let mut args = vec![
-            "30", "ip", "netns", "exec", &net.node_ns, "iperf3", "-c", &net.pod_addr, "-p", PORT,
-            "-t", SECONDS, "-J", "--get-server-output",
+            "30",
+            "ip",
+            "netns",
+            "exec",
+            &net.node_ns,
+            "iperf3",
+            "-c",
+            &net.pod_addr,
+            "-p",
+            PORT,
+            "-t",
+            SECONDS,
+            "-J",
+            "--get-server-output",
         ];
         if reverse {
             args.push("-R");
         }
-        let output = Command::new("timeout").args(&args).output().expect("failed to run iperf3");
+        let output = Command::new("timeout")
+            .args(&args)
+            .output()
+            .expect("failed to run iperf3");
         let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
         if output.status.success() && json["error"].is_null() {
             report = Some(json);
@@ -105,7 +132,10 @@ fn iperf3_stays_within_limits() {
                 "{rate} {direction}: first second {:.2} Mbit/s, steady {:.2} Mbit/s, intervals {:?}",
                 first / 1e6,
                 steady_mean / 1e6,
-                intervals.iter().map(|b| (b / 1e5).round() / 10.0).collect::<Vec<_>>()
+                intervals
+                    .iter()
+                    .map(|b| (b / 1e5).round() / 10.0)
+                    .collect::<Vec<_>>()
             );
             if first >= 1.5 * limit {
                 failures.push(format!("{rate} {direction}: first second {first:.0} bit/s"));
