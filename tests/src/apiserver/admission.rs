@@ -121,6 +121,7 @@ pub(crate) fn admit_create(
         "Pod" => {
             validate_pod_spec(resource, &name, &object["spec"], "spec")?;
             default_pod_spec(&mut object["spec"]);
+            admit_pod_spec(&mut object["spec"]);
             object["status"] = json!({"phase": "Pending", "qosClass": qos_class(&object["spec"])});
         }
         "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
@@ -336,7 +337,7 @@ fn default_field(object: &mut Value, field: &str, value: Value) {
     }
 }
 
-/// Fills the pod spec defaults kube-apiserver sets.
+/// Fills the pod spec defaults of the API types, which apply to pods and pod templates alike.
 pub(crate) fn default_pod_spec(spec: &mut Value) {
     if !spec.is_object() {
         return;
@@ -346,6 +347,18 @@ pub(crate) fn default_pod_spec(spec: &mut Value) {
     default_field(spec, "dnsPolicy", json!("ClusterFirst"));
     default_field(spec, "securityContext", json!({}));
     default_field(spec, "schedulerName", json!("default-scheduler"));
+    for list in ["containers", "initContainers"] {
+        if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            for container in containers {
+                default_container(container);
+            }
+        }
+    }
+}
+
+/// Fills what admission plugins add to pods only: service account, service links,
+/// priority and the default not-ready/unreachable tolerations.
+fn admit_pod_spec(spec: &mut Value) {
     if spec["serviceAccountName"].is_null() {
         spec["serviceAccountName"] = spec
             .get("serviceAccount")
@@ -357,19 +370,17 @@ pub(crate) fn default_pod_spec(spec: &mut Value) {
     default_field(spec, "enableServiceLinks", json!(true));
     default_field(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
     default_field(spec, "priority", json!(0));
-    for list in ["containers", "initContainers"] {
-        if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
-            for container in containers {
-                default_container(container);
-            }
+    let tolerations = spec["tolerations"].as_array().cloned().unwrap_or_default();
+    let mut added = tolerations.clone();
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        if !tolerations.iter().any(|t| t["key"] == key) {
+            added.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
         }
     }
-    if spec["tolerations"].is_null() {
-        spec["tolerations"] = json!([
-            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
-        ]);
-    }
+    spec["tolerations"] = Value::Array(added);
 }
 
 fn default_container(container: &mut Value) {

@@ -312,7 +312,9 @@ fn require_namespace(resource: &ResourceType, path: &ResourcePath) -> Result<(),
 /// Parses a JSON or YAML request body into an object.
 pub(crate) fn parse_body(request: &ApiRequest) -> Result<Value, ApiError> {
     let media = request.content_type.split(';').next().unwrap_or("").trim();
-    let value: Value = if media.ends_with("yaml") {
+    let value: Value = if media == "application/vnd.kubernetes.protobuf" {
+        super::protobuf::decode(&request.body)?
+    } else if media.ends_with("yaml") {
         serde_yaml::from_slice(&request.body)
             .map_err(|error| ApiError::bad_request(format!("error decoding YAML: {error}")))?
     } else if media.is_empty() || media.ends_with("json") {
@@ -325,7 +327,11 @@ pub(crate) fn parse_body(request: &ApiRequest) -> Result<Value, ApiError> {
     } else {
         return Err(ApiError::unsupported_media_type(
             media,
-            &["application/json", "application/yaml"],
+            &[
+                "application/json",
+                "application/yaml",
+                "application/vnd.kubernetes.protobuf",
+            ],
         ));
     };
     if !value.is_object() {
@@ -689,6 +695,7 @@ pub(crate) fn create_object(
         None,
     );
 
+    meta::drop_empty_metadata(&mut object);
     if options.dry_run {
         return Ok(Arc::new(object));
     }
@@ -833,6 +840,8 @@ pub(crate) fn write_update(
         resource,
         options.subresource.as_deref(),
     );
+
+    meta::drop_empty_metadata(&mut object);
 
     // An update that changes nothing keeps the resourceVersion and sends no event.
     let mut unchanged = object.clone();

@@ -122,6 +122,26 @@ pub(crate) fn labels(object: &Value) -> &Value {
     }
 }
 
+/// Removes empty `labels`, `annotations`, `finalizers` and `ownerReferences`, which Go's
+/// `omitempty` leaves out of every response.
+pub(crate) fn drop_empty_metadata(object: &mut Value) {
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.retain(|key, value| {
+            let empty = match value {
+                Value::Object(map) => map.is_empty(),
+                Value::Array(items) => items.is_empty(),
+                Value::Null => true,
+                _ => false,
+            };
+            !(empty
+                && matches!(
+                    key.as_str(),
+                    "labels" | "annotations" | "finalizers" | "ownerReferences" | "managedFields"
+                ))
+        });
+    }
+}
+
 pub(crate) fn name_of(object: &Value) -> &str {
     object["metadata"]["name"].as_str().unwrap_or_default()
 }

@@ -18,6 +18,7 @@ mod legacy;
 mod meta;
 mod patch;
 mod process;
+mod protobuf;
 mod resources;
 mod selectors;
 mod status;
@@ -197,6 +198,13 @@ impl TestServer {
         status: serde_json::Value,
     ) -> Result<String, String> {
         self.state.set_pod_status(namespace, name, status)
+    }
+
+    /// Builds a real `kubectl` command (plugins first on `PATH`) that talks to this server.
+    pub fn kubectl(&self) -> std::process::Command {
+        let mut command = crate::plugins::kubectl();
+        command.env("KUBECONFIG", &self.kubeconfig);
+        command
     }
 
     /// Writes the kubeconfig to another path as well (used by the `test-apiserver` binary).
