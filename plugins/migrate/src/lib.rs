@@ -2,6 +2,7 @@
 //! restores them into another cluster.
 
 pub mod cli;
+pub mod repo;
 pub mod store;
 
 use std::process::ExitCode;
