@@ -49,7 +49,7 @@ pub fn same_namespace(a: &Path, b: &Path) -> Result<bool, String> {
     let stat = |path: &Path| {
         std::fs::metadata(path)
             .map(|m| (m.dev(), m.ino()))
-            .map_err(|e| format!("failed to read {}: {e}", path.display()))
+            .map_err(|e| format!("failed to read network namespace {}: {e}", path.display()))
     };
     Ok(stat(a)? == stat(b)?)
 }
