@@ -249,8 +249,13 @@ fn resolve_ingress(
         .iter()
         .find(|i| ingress::name_of(i) == canary_name)
         .cloned();
+    // An Ingress with canary-* annotations but without canary: "true" still counts when named,
+    // so that explain and status can say the controller ignores it.
     if let Some(existing) = &canary
         && !ingress::is_canary(existing)
+        && !ingress::annotations_of(&existing.metadata)
+            .keys()
+            .any(|key| key.starts_with(annotations::CANARY))
     {
         return Err(Error::failed(format!(
             "Ingress {canary_name} exists but is not a canary (no nginx.ingress.kubernetes.io/canary: \"true\"): pass --name with another name"

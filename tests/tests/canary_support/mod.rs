@@ -37,7 +37,9 @@ impl Env {
         let env = Env {
             server: TestServer::start(ServerOptions::default()),
         };
-        env.kubectl_ok(&["create", "namespace", NAMESPACE]);
+        env.apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n"
+        ));
         env
     }
 

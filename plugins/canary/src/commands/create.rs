@@ -130,6 +130,9 @@ async fn create_on_route(
     rules: &CanaryRules,
 ) -> Result<()> {
     let name = route.metadata.name.clone().unwrap_or_default();
+    if target::route_state(route)?.is_some() {
+        return Err(already_has_canary(&name));
+    }
     let spec = target::route_spec(route)?;
     let stable_service = match &args.stable_service {
         Some(service) => service.clone(),
@@ -167,21 +170,27 @@ async fn create_on_route(
     let ready = cluster.ready_endpoints().await?;
     let object_name = format!("httproute/{name}");
     let resource = format!("httproute.gateway.networking.k8s.io/{name}");
-    write_object(&cluster.routes(), "HTTPRoute", &name, &resource, args.dry_run, |object: &mut DynamicObject| {
-        if target::route_state(object)?.is_some() {
-            return Err(Error::failed(format!(
-                "HTTPRoute {name} already has a canary: change it with set-weight, set-header or set-cookie, or remove it with promote or abort"
-            )));
-        }
-        let mut spec = target::route_spec(object)?;
-        check_findings(&lint::lint_route_canary(&object_name, &state, &ready))?;
-        httproute::apply_canary(&mut spec, &state).map_err(Error::failed)?;
-        let mut map = object.metadata.annotations.clone().unwrap_or_default();
-        write_route(object, &spec, &state, &mut map)?;
-        object.metadata.annotations = Some(map);
-        Ok(())
-    })
+    let written = write_object(
+        &cluster.routes(),
+        "HTTPRoute",
+        &name,
+        &resource,
+        args.dry_run,
+        |object: &mut DynamicObject| {
+            if target::route_state(object)?.is_some() {
+                return Err(already_has_canary(&name));
+            }
+            let mut spec = target::route_spec(object)?;
+            check_findings(&lint::lint_route_canary(&object_name, &state, &ready))?;
+            httproute::apply_canary(&mut spec, &state).map_err(Error::failed)?;
+            let mut map = object.metadata.annotations.clone().unwrap_or_default();
+            write_route(object, &spec, &state, &mut map)?;
+            object.metadata.annotations = Some(map);
+            Ok(())
+        },
+    )
     .await?;
+    shared::output::print(&written)?;
     if args.dry_run != DryRun::Client {
         eprintln!(
             "canary of HTTPRoute {name}: Service {} beside {stable_service}, {}",
@@ -190,4 +199,10 @@ async fn create_on_route(
         );
     }
     Ok(())
+}
+
+fn already_has_canary(route: &str) -> Error {
+    Error::failed(format!(
+        "HTTPRoute {route} already has a canary: change it with set-weight, set-header or set-cookie, or remove it with promote or abort"
+    ))
 }

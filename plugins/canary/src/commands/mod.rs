@@ -57,6 +57,9 @@ pub fn print_object<K: Serialize>(object: &K) -> Result<()> {
 /// Applies `change` to a fresh copy of the object and writes it as `dry_run` says: printed only,
 /// validated by the server, or stored with a resourceVersion precondition and conflict retries.
 /// `resource` is the kubectl name of the object such as `ingress.networking.k8s.io/web`.
+///
+/// Returns the kubectl-style line that reports the write (`... configured`), which is empty
+/// for a client dry run because the object itself was printed.
 pub async fn write_object<K, F>(
     api: &Api<K>,
     kind: &str,
@@ -64,7 +67,7 @@ pub async fn write_object<K, F>(
     resource: &str,
     dry_run: DryRun,
     mut change: F,
-) -> Result<()>
+) -> Result<String>
 where
     K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug + PartialEq,
     F: FnMut(&mut K) -> Result<()>,
@@ -75,7 +78,8 @@ where
             source,
         })?;
         change(&mut object)?;
-        return print_object(&object);
+        print_object(&object)?;
+        return Ok(String::new());
     }
 
     let server = dry_run == DryRun::Server;
@@ -85,7 +89,7 @@ where
         Updated::Written(_) => "configured",
         Updated::Unchanged(_) => "unchanged",
     };
-    shared::output::print(&format!("{resource} {verb}{suffix}\n"))
+    Ok(format!("{resource} {verb}{suffix}\n"))
 }
 
 /// Describes canary rules in one line, such as `weight 10/100, header X-Canary=always|never`.

@@ -25,7 +25,7 @@ pub async fn apply_change(
     canary: &Canary,
     dry_run: DryRun,
     change: &mut Change<'_>,
-) -> Result<()> {
+) -> Result<String> {
     canary.require_rules()?;
     let ready = cluster.ready_endpoints().await?;
     match canary {
@@ -154,7 +154,8 @@ pub async fn set_weight(cluster: &Cluster, args: &SetWeightArgs) -> Result<()> {
         rules.total = total;
         Ok(())
     };
-    apply_change(cluster, &canary, args.dry_run, &mut change).await?;
+    let written = apply_change(cluster, &canary, args.dry_run, &mut change).await?;
+    shared::output::print(&written)?;
     report(
         &canary,
         args.dry_run,
@@ -178,7 +179,8 @@ pub async fn set_header(cluster: &Cluster, args: &SetHeaderArgs) -> Result<()> {
         rules.header = Some(header.clone());
         Ok(())
     };
-    apply_change(cluster, &canary, args.dry_run, &mut change).await?;
+    let written = apply_change(cluster, &canary, args.dry_run, &mut change).await?;
+    shared::output::print(&written)?;
     let described = crate::commands::describe_header(&CanaryRules {
         header: Some(header.clone()),
         ..CanaryRules::default()
@@ -193,7 +195,8 @@ pub async fn set_cookie(cluster: &Cluster, args: &SetCookieArgs) -> Result<()> {
         rules.cookie = Some(args.cookie.clone());
         Ok(())
     };
-    apply_change(cluster, &canary, args.dry_run, &mut change).await?;
+    let written = apply_change(cluster, &canary, args.dry_run, &mut change).await?;
+    shared::output::print(&written)?;
     report(
         &canary,
         args.dry_run,
@@ -209,20 +212,22 @@ pub async fn clear_rules(cluster: &Cluster, args: &TargetArgs) -> Result<()> {
         rules.cookie = None;
         Ok(())
     };
-    apply_change(cluster, &canary, DryRun::None, &mut change).await?;
+    let written = apply_change(cluster, &canary, DryRun::None, &mut change).await?;
+    shared::output::print(&written)?;
     report(&canary, DryRun::None, "no header or cookie rules")
 }
 
 /// Runs `abort`: weight 0, no header or cookie rules, and an Aborted rollout if one is running.
 pub async fn abort(cluster: &Cluster, args: &AbortArgs) -> Result<()> {
     let canary = target::resolve(cluster, &args.target).await?;
-    abort_canary(
+    let written = abort_canary(
         cluster,
         &canary,
         args.dry_run,
         "aborted by kubectl canary abort",
     )
     .await?;
+    shared::output::print(&written)?;
     report(
         &canary,
         args.dry_run,
@@ -236,7 +241,7 @@ pub async fn abort_canary(
     canary: &Canary,
     dry_run: DryRun,
     reason: &str,
-) -> Result<()> {
+) -> Result<String> {
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let mut change = |rules: &mut CanaryRules, rollout: &mut Option<RolloutState>| {
         rules.weight = 0;

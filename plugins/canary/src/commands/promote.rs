@@ -89,7 +89,7 @@ async fn promote_ingress(cluster: &Cluster, pair: &NginxCanary, dry_run: DryRun)
     // Step 1: the primary takes the canary Service.
     let server = dry_run == DryRun::Server;
     let resource = format!("ingress.networking.k8s.io/{primary_name}");
-    write_object(
+    let written = write_object(
         &cluster.ingresses(),
         "Ingress",
         &primary_name,
@@ -103,6 +103,7 @@ async fn promote_ingress(cluster: &Cluster, pair: &NginxCanary, dry_run: DryRun)
         },
     )
     .await?;
+    shared::output::print(&written)?;
 
     // Step 2: the canary goes.
     if let Err(error) = cluster.delete_ingress(&canary_name, server).await {
@@ -120,7 +121,7 @@ async fn promote_ingress(cluster: &Cluster, pair: &NginxCanary, dry_run: DryRun)
 async fn promote_route(cluster: &Cluster, route: &DynamicObject, dry_run: DryRun) -> Result<()> {
     let name = route.metadata.name.clone().unwrap_or_default();
     let resource = format!("httproute.gateway.networking.k8s.io/{name}");
-    write_object(
+    let written = write_object(
         &cluster.routes(),
         "HTTPRoute",
         &name,
@@ -144,5 +145,6 @@ async fn promote_route(cluster: &Cluster, route: &DynamicObject, dry_run: DryRun
             Ok(())
         },
     )
-    .await
+    .await?;
+    shared::output::print(&written)
 }

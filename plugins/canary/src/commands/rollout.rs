@@ -213,7 +213,9 @@ async fn save_step(
         *rollout = Some(state.clone());
         Ok(())
     };
-    apply_change(cluster, canary, DryRun::None, &mut change).await
+    apply_change(cluster, canary, DryRun::None, &mut change)
+        .await
+        .map(|_| ())
 }
 
 /// Verifies the current step; on disagreement aborts the canary and fails.

@@ -249,7 +249,8 @@ async fn canary_namespaces(cluster: &Cluster) -> Result<Vec<String>> {
         ),
         Err(kube::Error::Api(status)) if status.code == 404 => {}
         Err(error) => {
-            return Err(error).context(|| "failed to list HTTPRoutes in all namespaces".to_string());
+            return Err(error)
+                .context(|| "failed to list HTTPRoutes in all namespaces".to_string());
         }
     }
     namespaces.sort();
