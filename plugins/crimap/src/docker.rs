@@ -102,7 +102,7 @@ fn canonical_command(args: &[String]) -> Result<(&'static str, &[String])> {
     match single_command(first) {
         Some(name) => Ok((name, rest_after(1))),
         None => Err(Error::usage(format!(
-            "unknown docker command {first:?}: run kubectl crimap table --category container to list the docker commands this plugin translates"
+            "unknown docker command {first:?}: run kubectl crimap table to list the docker commands this plugin translates"
         ))),
     }
 }
@@ -1041,11 +1041,11 @@ fn without_crictl(input: &[String], command: &str, args: &[String]) -> Result<Tr
             out.command(&nerdctl(true));
             if let Some(reference) = args.iter().find(|arg| !arg.starts_with('-')) {
                 out.note(format!(
-                    "crictl cannot push images; ctr also can: ctr -n k8s.io images push {}",
+                    "crictl cannot push images; the ctr equivalent is ctr -n k8s.io images push {}",
                     shell_quote(reference)
                 ));
             } else {
-                out.note("crictl cannot push images; ctr -n k8s.io images push REF also can");
+                out.note("crictl cannot push images; the ctr equivalent is ctr -n k8s.io images push REF");
             }
         }
         "tag" => {
@@ -1054,7 +1054,7 @@ fn without_crictl(input: &[String], command: &str, args: &[String]) -> Result<Tr
                 args.iter().filter(|arg| !arg.starts_with('-')).collect();
             if let [source, target] = positionals.as_slice() {
                 out.note(format!(
-                    "crictl cannot tag images; ctr also can, with full references: ctr -n k8s.io images tag {} {}",
+                    "crictl cannot tag images; the ctr equivalent, which needs full references, is ctr -n k8s.io images tag {} {}",
                     shell_quote(&full_reference(source)),
                     shell_quote(&full_reference(target))
                 ));
@@ -1064,12 +1064,12 @@ fn without_crictl(input: &[String], command: &str, args: &[String]) -> Result<Tr
         "save" => {
             out.command(&nerdctl(true));
             out.note(
-                "crictl cannot export images; ctr -n k8s.io images export FILE REF... also can",
+                "crictl cannot export images; the ctr equivalent is ctr -n k8s.io images export FILE REF...",
             );
         }
         "load" => {
             out.command(&nerdctl(true));
-            out.note("crictl cannot import images; ctr -n k8s.io images import FILE also can");
+            out.note("crictl cannot import images; the ctr equivalent is ctr -n k8s.io images import FILE");
             out.note(namespace_note);
         }
         "commit" | "cp" | "diff" | "export" | "history" | "import" | "pause" | "unpause"
