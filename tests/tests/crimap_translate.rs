@@ -20,7 +20,11 @@ fn check_cases(tool: &str, cases: &[Case]) {
         );
         let mut expected = case.output.join("\n");
         expected.push('\n');
-        assert_eq!(stdout(&output), expected, "output of kubectl crimap {shown}");
+        assert_eq!(
+            stdout(&output),
+            expected,
+            "output of kubectl crimap {shown}"
+        );
     }
 }
 
@@ -142,8 +146,18 @@ fn bad_input_exits_two_with_value_named() {
     ];
     for (args, expected) in cases {
         let (code, text) = fails(args);
-        assert_eq!(code, Some(2), "exit code of kubectl crimap {}", args.join(" "));
-        assert_eq!(&text, expected, "stderr of kubectl crimap {}", args.join(" "));
+        assert_eq!(
+            code,
+            Some(2),
+            "exit code of kubectl crimap {}",
+            args.join(" ")
+        );
+        assert_eq!(
+            &text,
+            expected,
+            "stderr of kubectl crimap {}",
+            args.join(" ")
+        );
     }
 }
 
@@ -161,7 +175,10 @@ fn translation_as_json() {
     let value: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(value["input"], "docker kill -s HUP web");
     assert_eq!(value["equivalent"], true);
-    assert_eq!(value["commands"], serde_json::json!(["crictl stop --timeout 0 web"]));
+    assert_eq!(
+        value["commands"],
+        serde_json::json!(["crictl stop --timeout 0 web"])
+    );
     assert_eq!(value["notes"].as_array().unwrap().len(), 1);
 }
 
@@ -209,9 +226,15 @@ fn table_category_as_json() {
     for row in &rows {
         assert_eq!(row["category"], "image", "row {row}");
     }
-    let pull = rows.iter().find(|row| row["docker"] == "docker pull").unwrap();
+    let pull = rows
+        .iter()
+        .find(|row| row["docker"] == "docker pull")
+        .unwrap();
     assert_eq!(pull["crictl"], "crictl pull");
-    let build = rows.iter().find(|row| row["docker"] == "docker build").unwrap();
+    let build = rows
+        .iter()
+        .find(|row| row["docker"] == "docker build")
+        .unwrap();
     assert_eq!(build["crictl"], serde_json::Value::Null);
 }
 
@@ -225,39 +248,27 @@ fn table_category_rejects_unknown() {
 const DOCKER_CASES: &[Case] = &[
     Case {
         args: &["ps"],
-        output: &[
-            "crictl ps",
-        ],
+        output: &["crictl ps"],
     },
     Case {
         args: &["ps", "-a"],
-        output: &[
-            "crictl ps -a",
-        ],
+        output: &["crictl ps -a"],
     },
     Case {
         args: &["ps", "-aq"],
-        output: &[
-            "crictl ps -a -q",
-        ],
+        output: &["crictl ps -a -q"],
     },
     Case {
         args: &["ps", "-q", "--no-trunc"],
-        output: &[
-            "crictl ps -q --no-trunc",
-        ],
+        output: &["crictl ps -q --no-trunc"],
     },
     Case {
         args: &["ps", "-n", "5"],
-        output: &[
-            "crictl ps -n 5",
-        ],
+        output: &["crictl ps -n 5"],
     },
     Case {
         args: &["ps", "-l"],
-        output: &[
-            "crictl ps -l",
-        ],
+        output: &["crictl ps -l"],
     },
     Case {
         args: &["ps", "--filter", "name=web"],
@@ -268,27 +279,19 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["ps", "-f", "status=running"],
-        output: &[
-            "crictl ps --state running",
-        ],
+        output: &["crictl ps --state running"],
     },
     Case {
         args: &["ps", "--filter", "label=app=web"],
-        output: &[
-            "crictl ps --label app=web",
-        ],
+        output: &["crictl ps --label app=web"],
     },
     Case {
         args: &["ps", "--filter", "id=abc123"],
-        output: &[
-            "crictl ps --id abc123",
-        ],
+        output: &["crictl ps --id abc123"],
     },
     Case {
         args: &["ps", "--filter", "ancestor=nginx:1.25"],
-        output: &[
-            "crictl ps --image nginx:1.25",
-        ],
+        output: &["crictl ps --image nginx:1.25"],
     },
     Case {
         args: &["ps", "--filter", "status=paused"],
@@ -299,9 +302,7 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["ps", "--format", "{{json .}}"],
-        output: &[
-            "crictl ps -o json",
-        ],
+        output: &["crictl ps -o json"],
     },
     Case {
         args: &["ps", "--format", "table {{.ID}}"],
@@ -319,27 +320,19 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["container", "ls", "-a"],
-        output: &[
-            "crictl ps -a",
-        ],
+        output: &["crictl ps -a"],
     },
     Case {
         args: &["images"],
-        output: &[
-            "crictl images",
-        ],
+        output: &["crictl images"],
     },
     Case {
         args: &["images", "-q"],
-        output: &[
-            "crictl images -q",
-        ],
+        output: &["crictl images -q"],
     },
     Case {
         args: &["images", "--digests"],
-        output: &[
-            "crictl images --digests",
-        ],
+        output: &["crictl images --digests"],
     },
     Case {
         args: &["images", "-a"],
@@ -350,15 +343,11 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["images", "--no-trunc", "nginx"],
-        output: &[
-            "crictl images --no-trunc nginx",
-        ],
+        output: &["crictl images --no-trunc nginx"],
     },
     Case {
         args: &["images", "--filter", "dangling=true"],
-        output: &[
-            "crictl images --filter dangling=true",
-        ],
+        output: &["crictl images --filter dangling=true"],
     },
     Case {
         args: &["images", "--filter", "reference=nginx*"],
@@ -369,45 +358,31 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["image", "ls", "--format", "json"],
-        output: &[
-            "crictl images -o json",
-        ],
+        output: &["crictl images -o json"],
     },
     Case {
         args: &["logs", "web"],
-        output: &[
-            "crictl logs web",
-        ],
+        output: &["crictl logs web"],
     },
     Case {
         args: &["logs", "-f", "web"],
-        output: &[
-            "crictl logs -f web",
-        ],
+        output: &["crictl logs -f web"],
     },
     Case {
         args: &["logs", "--tail", "100", "web"],
-        output: &[
-            "crictl logs --tail 100 web",
-        ],
+        output: &["crictl logs --tail 100 web"],
     },
     Case {
         args: &["logs", "-f", "--tail", "100", "web"],
-        output: &[
-            "crictl logs -f --tail 100 web",
-        ],
+        output: &["crictl logs -f --tail 100 web"],
     },
     Case {
         args: &["logs", "-n", "20", "web"],
-        output: &[
-            "crictl logs --tail 20 web",
-        ],
+        output: &["crictl logs --tail 20 web"],
     },
     Case {
         args: &["logs", "--since", "10m", "-t", "web"],
-        output: &[
-            "crictl logs --since 10m -t web",
-        ],
+        output: &["crictl logs --since 10m -t web"],
     },
     Case {
         args: &["logs", "--timestamps", "--until", "5m", "web"],
@@ -425,15 +400,11 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["logs", "--tail", "all", "web"],
-        output: &[
-            "crictl logs web",
-        ],
+        output: &["crictl logs web"],
     },
     Case {
         args: &["container", "logs", "-f", "web"],
-        output: &[
-            "crictl logs -f web",
-        ],
+        output: &["crictl logs -f web"],
     },
     Case {
         args: &["inspect", "web"],
@@ -444,27 +415,19 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["inspect", "nginx:1.25"],
-        output: &[
-            "crictl inspecti nginx:1.25",
-        ],
+        output: &["crictl inspecti nginx:1.25"],
     },
     Case {
         args: &["inspect", "sha256:4f2a"],
-        output: &[
-            "crictl inspecti sha256:4f2a",
-        ],
+        output: &["crictl inspecti sha256:4f2a"],
     },
     Case {
         args: &["inspect", "--type", "image", "web"],
-        output: &[
-            "crictl inspecti web",
-        ],
+        output: &["crictl inspecti web"],
     },
     Case {
         args: &["inspect", "--type", "container", "web"],
-        output: &[
-            "crictl inspect web",
-        ],
+        output: &["crictl inspect web"],
     },
     Case {
         args: &["inspect", "-f", "{{.State.Status}}", "web"],
@@ -484,15 +447,11 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["image", "inspect", "nginx"],
-        output: &[
-            "crictl inspecti nginx",
-        ],
+        output: &["crictl inspecti nginx"],
     },
     Case {
         args: &["container", "inspect", "web"],
-        output: &[
-            "crictl inspect web",
-        ],
+        output: &["crictl inspect web"],
     },
     Case {
         args: &["inspect", "-s", "web"],
@@ -511,15 +470,11 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["exec", "-it", "web", "sh"],
-        output: &[
-            "crictl exec -it web sh",
-        ],
+        output: &["crictl exec -it web sh"],
     },
     Case {
         args: &["exec", "-i", "web", "cat"],
-        output: &[
-            "crictl exec -i web cat",
-        ],
+        output: &["crictl exec -i web cat"],
     },
     Case {
         args: &["exec", "-t", "web", "top"],
@@ -530,9 +485,7 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["exec", "web", "ls", "-l", "/"],
-        output: &[
-            "crictl exec web ls -l /",
-        ],
+        output: &["crictl exec web ls -l /"],
     },
     Case {
         args: &["exec", "-e", "A=1", "-e", "B=2", "web", "printenv"],
@@ -600,27 +553,19 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["stop", "-t", "30", "web"],
-        output: &[
-            "crictl stop --timeout 30 web",
-        ],
+        output: &["crictl stop --timeout 30 web"],
     },
     Case {
         args: &["stop", "--time", "5", "a", "b"],
-        output: &[
-            "crictl stop --timeout 5 a b",
-        ],
+        output: &["crictl stop --timeout 5 a b"],
     },
     Case {
         args: &["rm", "web"],
-        output: &[
-            "crictl rm web",
-        ],
+        output: &["crictl rm web"],
     },
     Case {
         args: &["rm", "-f", "web"],
-        output: &[
-            "crictl rm -f web",
-        ],
+        output: &["crictl rm -f web"],
     },
     Case {
         args: &["rm", "-fv", "web"],
@@ -631,9 +576,7 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["rmi", "nginx:1.25"],
-        output: &[
-            "crictl rmi nginx:1.25",
-        ],
+        output: &["crictl rmi nginx:1.25"],
     },
     Case {
         args: &["rmi", "-f", "nginx"],
@@ -681,15 +624,11 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["stats", "--no-stream"],
-        output: &[
-            "crictl stats",
-        ],
+        output: &["crictl stats"],
     },
     Case {
         args: &["stats", "-a", "--no-stream", "web"],
-        output: &[
-            "crictl stats -a web",
-        ],
+        output: &["crictl stats -a web"],
     },
     Case {
         args: &["update", "-m", "512m", "web"],
@@ -708,7 +647,14 @@ const DOCKER_CASES: &[Case] = &[
         ],
     },
     Case {
-        args: &["update", "--cpu-shares", "512", "--restart", "always", "web"],
+        args: &[
+            "update",
+            "--cpu-shares",
+            "512",
+            "--restart",
+            "always",
+            "web",
+        ],
         output: &[
             "crictl update --cpu-share 512 web",
             "# crictl update has no --restart: it is dropped",
@@ -717,9 +663,7 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["version"],
-        output: &[
-            "crictl version",
-        ],
+        output: &["crictl version"],
     },
     Case {
         args: &["info"],
@@ -751,9 +695,7 @@ const DOCKER_CASES: &[Case] = &[
     },
     Case {
         args: &["image", "prune", "-a"],
-        output: &[
-            "crictl rmi --prune",
-        ],
+        output: &["crictl rmi --prune"],
     },
     Case {
         args: &["image", "prune"],
@@ -901,39 +843,27 @@ const DOCKER_CASES: &[Case] = &[
 const CRICTL_CASES: &[Case] = &[
     Case {
         args: &["ps"],
-        output: &[
-            "docker ps",
-        ],
+        output: &["docker ps"],
     },
     Case {
         args: &["ps", "-a"],
-        output: &[
-            "docker ps -a",
-        ],
+        output: &["docker ps -a"],
     },
     Case {
         args: &["ps", "-aq"],
-        output: &[
-            "docker ps -a -q",
-        ],
+        output: &["docker ps -a -q"],
     },
     Case {
         args: &["ps", "-q", "--no-trunc"],
-        output: &[
-            "docker ps -q --no-trunc",
-        ],
+        output: &["docker ps -q --no-trunc"],
     },
     Case {
         args: &["ps", "--last", "3"],
-        output: &[
-            "docker ps -n 3",
-        ],
+        output: &["docker ps -n 3"],
     },
     Case {
         args: &["ps", "-l"],
-        output: &[
-            "docker ps -l",
-        ],
+        output: &["docker ps -l"],
     },
     Case {
         args: &["ps", "--name", "web"],
@@ -945,15 +875,11 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["ps", "--state", "running"],
-        output: &[
-            "docker ps --filter status=running",
-        ],
+        output: &["docker ps --filter status=running"],
     },
     Case {
         args: &["ps", "-s", "Exited"],
-        output: &[
-            "docker ps --filter status=exited",
-        ],
+        output: &["docker ps --filter status=exited"],
     },
     Case {
         args: &["ps", "--state", "unknown"],
@@ -964,21 +890,15 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["ps", "--label", "app=web"],
-        output: &[
-            "docker ps --filter label=app=web",
-        ],
+        output: &["docker ps --filter label=app=web"],
     },
     Case {
         args: &["ps", "--id", "abc"],
-        output: &[
-            "docker ps --filter id=abc",
-        ],
+        output: &["docker ps --filter id=abc"],
     },
     Case {
         args: &["ps", "--image", "nginx"],
-        output: &[
-            "docker ps --filter ancestor=nginx",
-        ],
+        output: &["docker ps --filter ancestor=nginx"],
     },
     Case {
         args: &["ps", "-p", "5f2e"],
@@ -997,9 +917,7 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["ps", "-o", "json"],
-        output: &[
-            "docker ps --format '{{json .}}'",
-        ],
+        output: &["docker ps --format '{{json .}}'"],
     },
     Case {
         args: &["ps", "-o", "yaml"],
@@ -1017,33 +935,23 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["images"],
-        output: &[
-            "docker images",
-        ],
+        output: &["docker images"],
     },
     Case {
         args: &["image", "-q"],
-        output: &[
-            "docker images -q",
-        ],
+        output: &["docker images -q"],
     },
     Case {
         args: &["img", "--digests"],
-        output: &[
-            "docker images --digests",
-        ],
+        output: &["docker images --digests"],
     },
     Case {
         args: &["images", "--no-trunc", "nginx"],
-        output: &[
-            "docker images --no-trunc nginx",
-        ],
+        output: &["docker images --no-trunc nginx"],
     },
     Case {
         args: &["images", "--filter", "dangling=true"],
-        output: &[
-            "docker images --filter dangling=true",
-        ],
+        output: &["docker images --filter dangling=true"],
     },
     Case {
         args: &["images", "-f", "reference=nginx"],
@@ -1054,9 +962,7 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["images", "-o", "json"],
-        output: &[
-            "docker images --format '{{json .}}'",
-        ],
+        output: &["docker images --format '{{json .}}'"],
     },
     Case {
         args: &["images", "--pinned"],
@@ -1067,33 +973,23 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["logs", "web"],
-        output: &[
-            "docker logs web",
-        ],
+        output: &["docker logs web"],
     },
     Case {
         args: &["logs", "-f", "web"],
-        output: &[
-            "docker logs -f web",
-        ],
+        output: &["docker logs -f web"],
     },
     Case {
         args: &["logs", "--tail", "100", "web"],
-        output: &[
-            "docker logs --tail 100 web",
-        ],
+        output: &["docker logs --tail 100 web"],
     },
     Case {
         args: &["logs", "--tail=-1", "web"],
-        output: &[
-            "docker logs web",
-        ],
+        output: &["docker logs web"],
     },
     Case {
         args: &["logs", "--since", "10m", "-t", "web"],
-        output: &[
-            "docker logs --since 10m -t web",
-        ],
+        output: &["docker logs --since 10m -t web"],
     },
     Case {
         args: &["logs", "-p", "web"],
@@ -1111,12 +1007,17 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["inspect", "web"],
-        output: &[
-            "docker inspect --type container web",
-        ],
+        output: &["docker inspect --type container web"],
     },
     Case {
-        args: &["inspect", "-o", "go-template", "--template", "{{.status.state}}", "web"],
+        args: &[
+            "inspect",
+            "-o",
+            "go-template",
+            "--template",
+            "{{.status.state}}",
+            "web",
+        ],
         output: &[
             "docker inspect --type container --format '{{.status.state}}' web",
             "# the template runs over docker's inspect JSON, whose field names differ from CRI's",
@@ -1131,15 +1032,11 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["inspect", "--state", "running"],
-        output: &[
-            "docker inspect --type container $(docker ps -q --filter status=running)",
-        ],
+        output: &["docker inspect --type container $(docker ps -q --filter status=running)"],
     },
     Case {
         args: &["inspecti", "nginx:1.25"],
-        output: &[
-            "docker image inspect nginx:1.25",
-        ],
+        output: &["docker image inspect nginx:1.25"],
     },
     Case {
         args: &["inspectp", "5f2e"],
@@ -1150,21 +1047,15 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["exec", "-it", "web", "sh"],
-        output: &[
-            "docker exec -it web sh",
-        ],
+        output: &["docker exec -it web sh"],
     },
     Case {
         args: &["exec", "-i", "web", "cat"],
-        output: &[
-            "docker exec -i web cat",
-        ],
+        output: &["docker exec -i web cat"],
     },
     Case {
         args: &["exec", "web", "ls", "-l", "/"],
-        output: &[
-            "docker exec web ls -l /",
-        ],
+        output: &["docker exec web ls -l /"],
     },
     Case {
         args: &["exec", "-s", "--timeout", "5", "web", "date"],
@@ -1192,9 +1083,7 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["attach", "web"],
-        output: &[
-            "docker attach --no-stdin web",
-        ],
+        output: &["docker attach --no-stdin web"],
     },
     Case {
         args: &["stop", "web"],
@@ -1205,9 +1094,7 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["stop", "-t", "30", "web"],
-        output: &[
-            "docker stop -t 30 web",
-        ],
+        output: &["docker stop -t 30 web"],
     },
     Case {
         args: &["stop", "--timeout", "0", "a", "b"],
@@ -1225,39 +1112,27 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["start", "web"],
-        output: &[
-            "docker start web",
-        ],
+        output: &["docker start web"],
     },
     Case {
         args: &["rm", "web"],
-        output: &[
-            "docker rm web",
-        ],
+        output: &["docker rm web"],
     },
     Case {
         args: &["rm", "-f", "web"],
-        output: &[
-            "docker rm -f web",
-        ],
+        output: &["docker rm -f web"],
     },
     Case {
         args: &["rm", "-a"],
-        output: &[
-            "docker rm $(docker ps -a -q)",
-        ],
+        output: &["docker rm $(docker ps -a -q)"],
     },
     Case {
         args: &["rmi", "nginx:1.25"],
-        output: &[
-            "docker rmi nginx:1.25",
-        ],
+        output: &["docker rmi nginx:1.25"],
     },
     Case {
         args: &["rmi", "-a"],
-        output: &[
-            "docker rmi $(docker images -q)",
-        ],
+        output: &["docker rmi $(docker images -q)"],
     },
     Case {
         args: &["rmi", "--prune"],
@@ -1268,9 +1143,7 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["pull", "nginx:1.25"],
-        output: &[
-            "docker pull nginx:1.25",
-        ],
+        output: &["docker pull nginx:1.25"],
     },
     Case {
         args: &["pull", "--creds", "alice:secret", "registry.local/app:1"],
@@ -1297,21 +1170,15 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["stats"],
-        output: &[
-            "docker stats --no-stream",
-        ],
+        output: &["docker stats --no-stream"],
     },
     Case {
         args: &["stats", "-w"],
-        output: &[
-            "docker stats",
-        ],
+        output: &["docker stats"],
     },
     Case {
         args: &["stats", "-a", "web"],
-        output: &[
-            "docker stats -a --no-stream web",
-        ],
+        output: &["docker stats -a --no-stream web"],
     },
     Case {
         args: &["stats", "-p", "5f2e"],
@@ -1322,9 +1189,7 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["stats", "-o", "json"],
-        output: &[
-            "docker stats --no-stream --format '{{json .}}'",
-        ],
+        output: &["docker stats --no-stream --format '{{json .}}'"],
     },
     Case {
         args: &["statsp", "5f2e"],
@@ -1439,10 +1304,15 @@ const CRICTL_CASES: &[Case] = &[
         ],
     },
     Case {
-        args: &["update", "--memory", "536870912", "--cpu-share", "512", "web"],
-        output: &[
-            "docker update --memory 536870912 --cpu-shares 512 web",
+        args: &[
+            "update",
+            "--memory",
+            "536870912",
+            "--cpu-share",
+            "512",
+            "web",
         ],
+        output: &["docker update --memory 536870912 --cpu-shares 512 web"],
     },
     Case {
         args: &["update", "--oom-score-adj", "100", "web"],
@@ -1453,21 +1323,15 @@ const CRICTL_CASES: &[Case] = &[
     },
     Case {
         args: &["version"],
-        output: &[
-            "docker version",
-        ],
+        output: &["docker version"],
     },
     Case {
         args: &["info"],
-        output: &[
-            "docker info",
-        ],
+        output: &["docker info"],
     },
     Case {
         args: &["info", "-o", "json"],
-        output: &[
-            "docker info --format '{{json .}}'",
-        ],
+        output: &["docker info --format '{{json .}}'"],
     },
     Case {
         args: &["events"],
