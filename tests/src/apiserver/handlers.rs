@@ -15,7 +15,7 @@ use super::resources::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, Target};
 use super::store::{EventType, Key, Store};
-use super::{crd, kubelet, legacy, table, watch};
+use super::{crd, endpoints, kubelet, legacy, table, watch};
 
 /// A request path below `/api/v1` or `/apis/<group>/<version>`.
 #[derive(Debug, Clone, PartialEq)]
@@ -719,7 +719,11 @@ fn after_create(
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             crd::schedule_establish(state, object)
         }
-        ("", "Pod") => kubelet::pod_created(state, object),
+        ("", "Pod") => {
+            endpoints::sync(store, meta::namespace_of(object));
+            kubelet::pod_created(state, object);
+        }
+        ("", "Service") => endpoints::sync(store, meta::namespace_of(object)),
         _ => {}
     }
 }
@@ -854,16 +858,21 @@ pub(crate) fn write_update(
         object,
         EventType::Modified,
     );
-    after_update(state, resource, &stored);
+    after_update(state, store, resource, &stored);
     Ok(stored)
 }
 
-fn after_update(state: &ServerState, resource: &ResourceType, object: &Arc<Value>) {
+fn after_update(
+    state: &ServerState,
+    store: &mut Store,
+    resource: &ResourceType,
+    object: &Arc<Value>,
+) {
     if resource.custom {
         return;
     }
     match (resource.storage_group.as_str(), resource.kind.as_str()) {
-        ("", "Pod") => kubelet::pod_updated(state, object),
+        ("", "Pod" | "Service") => endpoints::sync(store, meta::namespace_of(object)),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd::refresh(state, object),
         _ => {}
     }
@@ -1109,12 +1118,20 @@ pub(crate) fn delete_object(
     {
         crd::remove_definition(state, store, old);
     }
-    if resource.storage_group.is_empty() && resource.kind == "Pod" {
-        kubelet::pod_deleted(state, &namespace, &name);
-    }
-    store
+    let removed = store
         .remove(&object_key)
-        .ok_or_else(|| ApiError::not_found(target(resource, &name)))
+        .ok_or_else(|| ApiError::not_found(target(resource, &name)))?;
+    if resource.storage_group.is_empty() && !resource.custom {
+        match resource.kind.as_str() {
+            "Pod" => {
+                kubelet::pod_deleted(state, &namespace, &name);
+                endpoints::sync(store, &namespace);
+            }
+            "Service" => endpoints::service_deleted(store, &namespace, &name),
+            _ => {}
+        }
+    }
+    Ok(removed)
 }
 
 fn delete_collection(

@@ -216,9 +216,6 @@ pub(crate) fn pod_created(state: &ServerState, pod: &Arc<Value>) {
     });
 }
 
-/// Reacts to pod updates; nothing is needed yet because status changes come from tests.
-pub(crate) fn pod_updated(_state: &ServerState, _pod: &Arc<Value>) {}
-
 /// Kills the local process of a deleted pod.
 pub(crate) fn pod_deleted(state: &ServerState, namespace: &str, name: &str) {
     let process = state
@@ -427,6 +424,7 @@ fn schedule_and_start(state: &Arc<ServerState>, namespace: &str, name: &str, uid
         "containerStatuses": statuses
     });
     let stored = store.put(key, updated, EventType::Modified);
+    super::endpoints::sync(&mut store, namespace);
     record_event(
         state,
         &mut store,

@@ -10,6 +10,7 @@ mod apply;
 mod certs;
 mod crd;
 mod discovery;
+mod endpoints;
 mod faults;
 mod handlers;
 mod http;

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::http::{ApiRequest, Reply, ServerState};
@@ -133,18 +132,14 @@ pub(crate) fn start_local_process(state: &Arc<ServerState>, pod: &Value, bin_dir
                 "no command or args set for a container of a local image".to_string(),
             )
         } else {
-            let mut command = tokio::process::Command::new(&argv[0]);
-            command
-                .args(&argv[1..])
-                .env("PATH", &path)
-                .envs(env)
-                .current_dir(&working_dir)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .kill_on_drop(true);
-            match command.spawn() {
-                Ok(child) => supervise(child, &log, deadline, kill_receiver).await,
+            match spawn(&argv, &path, env, &working_dir, &log) {
+                Ok((child, drained)) => {
+                    let outcome = supervise(child, deadline, kill_receiver).await;
+                    // Output still in the pipe belongs in the log before the phase changes;
+                    // a leftover child holding the pipe open only delays this by the timeout.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
+                    outcome
+                }
                 Err(error) => {
                     Outcome::StartFailed(format!("failed to start {:?}: {error}", argv[0]))
                 }
@@ -155,35 +150,50 @@ pub(crate) fn start_local_process(state: &Arc<ServerState>, pod: &Value, bin_dir
     });
 }
 
+/// Starts the process with stdout and stderr on one pipe, so the log keeps their order,
+/// and copies that pipe into the log on a thread, which reports when the pipe is drained.
+fn spawn(
+    argv: &[String],
+    path: &std::ffi::OsStr,
+    env: Vec<(String, String)>,
+    working_dir: &str,
+    log: &Arc<LogBuffer>,
+) -> std::io::Result<(tokio::process::Child, oneshot::Receiver<()>)> {
+    let (mut reader, writer) = std::io::pipe()?;
+    let mut command = tokio::process::Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .env("PATH", path)
+        .envs(env)
+        .current_dir(working_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
+        .kill_on_drop(true);
+    let child = command.spawn()?;
+    // The command still holds the write ends; dropping it lets the reader see end of file.
+    drop(command);
+    let log = log.clone();
+    let (drained_sender, drained) = oneshot::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buffer = [0u8; 8192];
+        while let Ok(count) = reader.read(&mut buffer) {
+            if count == 0 {
+                break;
+            }
+            log.append(&buffer[..count]);
+        }
+        let _ = drained_sender.send(());
+    });
+    Ok((child, drained))
+}
+
 async fn supervise(
     mut child: tokio::process::Child,
-    log: &Arc<LogBuffer>,
     deadline: Option<Duration>,
     kill: oneshot::Receiver<()>,
 ) -> Outcome {
-    let readers = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-    ];
-    let mut copies = Vec::new();
-    for mut reader in readers.into_iter().flatten() {
-        let log = log.clone();
-        copies.push(tokio::spawn(async move {
-            let mut buffer = [0u8; 8192];
-            while let Ok(count) = reader.read(&mut buffer).await {
-                if count == 0 {
-                    break;
-                }
-                log.append(&buffer[..count]);
-            }
-        }));
-    }
     let deadline_sleep =
         tokio::time::sleep(deadline.unwrap_or(Duration::from_secs(365 * 24 * 3600)));
     tokio::pin!(deadline_sleep);
@@ -201,9 +211,6 @@ async fn supervise(
             Outcome::Killed
         }
     };
-    for copy in copies {
-        let _ = copy.await;
-    }
     outcome
 }
 
@@ -269,6 +276,7 @@ fn finish_pod(
         container["started"] = json!(false);
     }
     store.put(key, updated, EventType::Modified);
+    super::endpoints::sync(&mut store, namespace);
 }
 
 /// Serves `GET .../pods/NAME/log`: the output of a local process, or an empty log for pods
