@@ -1,9 +1,20 @@
 //! kubectl-migrate: backs up cluster resources to S3-compatible storage or a folder and
 //! restores them into another cluster.
 
+pub mod backup;
 pub mod cli;
+pub mod commands;
+pub mod discovery;
+pub mod filter;
+pub mod format;
+pub mod locations;
+pub mod mappings;
+pub mod order;
 pub mod repo;
+pub mod restore;
+pub mod sanitize;
 pub mod store;
+pub mod workload;
 
 use std::process::ExitCode;
 
@@ -19,6 +30,9 @@ pub fn main() -> ExitCode {
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Backup(command) => commands::backup::run(&cli.kube, command).await,
+        Command::Restore(command) => commands::restore::run(&cli.kube, command).await,
+        Command::Location(command) => commands::location::run(command).await,
         Command::Completion(args) => {
             shared::completion::write_script(
                 cli::command_for_scripts(),

@@ -1,0 +1,398 @@
+//! `backup create`: discovery, concurrent paginated LISTs, filtering, and writing one JSON
+//! document per object, then the log, then the manifest.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::Client;
+use serde_json::Value;
+use shared::{Error, Result, ResultExt};
+
+use crate::discovery::{ResourceType, collect_resource_types};
+use crate::filter::{
+    ClusterNeed, ClusterResources, NamespaceFilter, cluster_needs, controller_owner_uid,
+    select_types,
+};
+use crate::format::{
+    self, Counts, FORMAT_VERSION, Manifest, ManifestObject, ObjectRef, RecordedFilters,
+    SourceCluster,
+};
+use crate::store::Store;
+
+/// What to back up.
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    pub name: String,
+    pub include_namespaces: Vec<String>,
+    pub exclude_namespaces: Vec<String>,
+    pub include_resources: Vec<String>,
+    pub exclude_resources: Vec<String>,
+    pub selector: Option<String>,
+    pub cluster_resources: ClusterResources,
+    pub include_system_namespaces: bool,
+    pub include_owned: bool,
+    pub concurrency: usize,
+    pub page_size: u32,
+    pub source: SourceCluster,
+}
+
+/// Objects written so far and what they need, shared by the concurrent LIST tasks.
+#[derive(Default)]
+struct Progress {
+    written: Vec<ManifestObject>,
+    uids: HashSet<String>,
+    needs: BTreeSet<ClusterNeed>,
+    /// Objects with a controller owner, kept until every owner is known.
+    owned: Vec<(ResourceType, Value)>,
+    log: Vec<String>,
+}
+
+/// Runs a backup and returns its manifest, already stored.
+pub async fn create_backup(client: &Client, store: &Store, request: &BackupRequest) -> Result<Manifest> {
+    let started_at = format::now_rfc3339();
+    let namespaces = NamespaceFilter::new(
+        &request.include_namespaces,
+        &request.exclude_namespaces,
+        request.include_system_namespaces,
+    )
+    .map_err(Error::usage)?;
+    let types = collect_resource_types(client).await?;
+    let selected = select_types(&types, &request.include_resources, &request.exclude_resources)
+        .map_err(Error::usage)?;
+
+    let state = Arc::new(Mutex::new(Progress::default()));
+    let bar = shared::progress::spinner("backing up");
+    log(&state, format!("backup {} started at {started_at}", request.name));
+
+    // Namespaced objects first: they decide which cluster-scoped objects are needed.
+    let namespaced: Vec<&ResourceType> = selected.iter().filter(|t| t.namespaced).collect();
+    let tasks = list_tasks(&namespaced, &request.include_namespaces);
+    stream::iter(tasks)
+        .map(|(resource, namespace)| {
+            let state = state.clone();
+            let bar = bar.clone();
+            let namespaces = &namespaces;
+            async move {
+                let objects = list_all(client, resource, namespace.as_deref(), request).await?;
+                let kept: Vec<Value> = objects
+                    .into_iter()
+                    .filter(|o| o["metadata"]["namespace"].as_str().is_some_and(|n| namespaces.allows(n)))
+                    .collect();
+                let mut to_write = Vec::new();
+                for object in kept {
+                    let owned = !request.include_owned && controller_owner_uid(&object).is_some();
+                    if owned {
+                        lock(&state).owned.push((resource.clone(), object));
+                    } else {
+                        to_write.push(object);
+                    }
+                }
+                write_objects(store, &request.name, resource, to_write, &state).await?;
+                bar.set_message(format!("backing up: {} objects", lock(&state).written.len()));
+                Ok::<(), Error>(())
+            }
+        })
+        .buffer_unordered(request.concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+
+    // Owned objects whose controller is not in the backup are kept: nothing would recreate them.
+    let owned = std::mem::take(&mut lock(&state).owned);
+    let uids = lock(&state).uids.clone();
+    let mut orphans: Vec<(ResourceType, Value)> = Vec::new();
+    let mut dropped = 0;
+    for (resource, object) in owned {
+        match controller_owner_uid(&object) {
+            Some(owner) if uids.contains(owner) => dropped += 1,
+            _ => orphans.push((resource, object)),
+        }
+    }
+    if dropped > 0 {
+        log(&state, format!("left out {dropped} objects owned by a backed-up controller (use --include-owned to keep them)"));
+    }
+    for (resource, object) in orphans {
+        write_objects(store, &request.name, &resource, vec![object], &state).await?;
+    }
+
+    backup_cluster_scoped(client, store, request, &selected, &namespaces, &state).await?;
+    bar.finish_and_clear();
+
+    let (mut objects, log_lines) = {
+        let mut state = lock(&state);
+        (std::mem::take(&mut state.written), std::mem::take(&mut state.log))
+    };
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        name: request.name.clone(),
+        started_at,
+        completed_at: format::now_rfc3339(),
+        source: request.source.clone(),
+        filters: RecordedFilters {
+            include_namespaces: request.include_namespaces.clone(),
+            exclude_namespaces: request.exclude_namespaces.clone(),
+            include_resources: request.include_resources.clone(),
+            exclude_resources: request.exclude_resources.clone(),
+            selector: request.selector.clone(),
+            include_cluster_resources: request.cluster_resources.as_str().to_string(),
+        },
+        counts: Counts::of(&objects),
+        objects,
+    };
+
+    // The log goes before the manifest: the manifest is the last file, the mark of completion.
+    let mut text = log_lines.join("\n");
+    text.push_str(&format!(
+        "\nbackup {} completed at {}: {} objects\n",
+        manifest.name, manifest.completed_at, manifest.counts.total
+    ));
+    store.put(&format::log_key(&request.name), text.as_bytes()).await?;
+    let bytes = serde_json::to_vec_pretty(&manifest)
+        .map_err(|error| Error::failed(format!("failed to encode the manifest: {error}")))?;
+    store.put(&format::manifest_key(&request.name), &bytes).await?;
+    Ok(manifest)
+}
+
+/// Lists the cluster-scoped objects the mode asks for and writes them.
+async fn backup_cluster_scoped(
+    client: &Client,
+    store: &Store,
+    request: &BackupRequest,
+    selected: &[ResourceType],
+    namespaces: &NamespaceFilter,
+    state: &Arc<Mutex<Progress>>,
+) -> Result<()> {
+    if request.cluster_resources == ClusterResources::False {
+        return Ok(());
+    }
+    let mut cluster: Vec<&ResourceType> = selected.iter().filter(|t| !t.namespaced).collect();
+    // PVs first: the StorageClasses they name join the needed objects.
+    cluster.sort_by_key(|t| t.group_resource() != "persistentvolumes");
+    let named: Vec<String> = request.include_resources.clone();
+
+    for resource in cluster {
+        let explicitly_named = named.iter().any(|n| resource.matches_name(n));
+        let take_all = request.cluster_resources == ClusterResources::True || explicitly_named;
+        let group_resource = resource.group_resource();
+
+        // In auto mode a type nobody needs is not even listed.
+        let needed: BTreeSet<String> = lock(state)
+            .needs
+            .iter()
+            .filter(|(r, _)| *r == group_resource)
+            .map(|(_, name)| name.clone())
+            .collect();
+        let is_namespaces = group_resource == "namespaces";
+        if !take_all && needed.is_empty() && !(is_namespaces && request.selector.is_none()) {
+            continue;
+        }
+
+        // Dependencies are taken whatever their labels, so the selector applies only to
+        // types taken whole.
+        let selector_request = BackupRequest {
+            selector: if take_all { request.selector.clone() } else { None },
+            ..request.clone()
+        };
+        let objects = list_all(client, resource, None, &selector_request).await?;
+        let kept: Vec<Value> = objects
+            .into_iter()
+            .filter(|object| {
+                let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                if is_namespaces && !namespaces.allows(name) {
+                    return false;
+                }
+                take_all || needed.contains(name) || (is_namespaces && request.selector.is_none())
+            })
+            .collect();
+        write_objects(store, &request.name, resource, kept, state).await?;
+    }
+    Ok(())
+}
+
+/// Pairs each type with the namespaces to list: one LIST across all namespaces, or one per
+/// namespace when `--include-namespaces` names them literally (fewer objects to transfer and
+/// it works with namespace-scoped RBAC).
+fn list_tasks<'a>(
+    types: &[&'a ResourceType],
+    include_namespaces: &[String],
+) -> Vec<(&'a ResourceType, Option<String>)> {
+    let literal = !include_namespaces.is_empty()
+        && include_namespaces
+            .iter()
+            .all(|p| !p.contains(['*', '?', '[', '{']));
+    let mut tasks = Vec::new();
+    for resource in types {
+        if literal {
+            for namespace in include_namespaces {
+                tasks.push((*resource, Some(namespace.clone())));
+            }
+        } else {
+            tasks.push((*resource, None));
+        }
+    }
+    tasks
+}
+
+/// Lists every object of one type with LIST pages of `page_size`, following `continue`.
+async fn list_all(
+    client: &Client,
+    resource: &ResourceType,
+    namespace: Option<&str>,
+    request: &BackupRequest,
+) -> Result<Vec<Value>> {
+    let api_resource = resource.api_resource();
+    let api: Api<DynamicObject> = match namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &api_resource),
+        None => Api::all_with(client.clone(), &api_resource),
+    };
+    let mut objects = Vec::new();
+    let mut token: Option<String> = None;
+
+    // Bounded by the server: each page returns a new continue token until the last one.
+    loop {
+        let mut params = ListParams::default().limit(request.page_size);
+        if let Some(selector) = &request.selector {
+            params = params.labels(selector);
+        }
+        if let Some(token) = &token {
+            params = params.continue_token(token);
+        }
+        let page = list_page_with_retry(&api, &params, resource).await?;
+        for item in page.items {
+            let mut value = serde_json::to_value(&item)
+                .map_err(|error| Error::failed(format!("failed to encode an object: {error}")))?;
+            // Items of a list carry no apiVersion and kind; the type supplies them.
+            value["apiVersion"] = Value::String(api_resource.api_version.clone());
+            value["kind"] = Value::String(resource.kind.clone());
+            objects.push(value);
+        }
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(next) if Some(&next) != token.as_ref() => token = Some(next),
+            _ => break,
+        }
+    }
+    Ok(objects)
+}
+
+/// Sends one LIST, retrying throttling (429), server errors (5xx) and connection failures
+/// three times with a growing pause.
+async fn list_page_with_retry(
+    api: &Api<DynamicObject>,
+    params: &ListParams,
+    resource: &ResourceType,
+) -> Result<kube::core::ObjectList<DynamicObject>> {
+    let attempts = 4;
+    let mut delay = Duration::from_millis(200);
+    for attempt in 1..=attempts {
+        match api.list(params).await {
+            Ok(page) => return Ok(page),
+            Err(error) if attempt < attempts && is_transient(&error) => {
+                tracing::info!(resource = %resource.group_resource(), %error, attempt, "retrying LIST");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(error) => {
+                return Err(error).context(|| {
+                    format!("failed to list {} after {attempt} attempts", resource.group_resource())
+                });
+            }
+        }
+    }
+    unreachable!("the loop returns on its last attempt")
+}
+
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// Stores objects of one type, 16 at a time, recording each in the manifest list.
+async fn write_objects(
+    store: &Store,
+    backup: &str,
+    resource: &ResourceType,
+    objects: Vec<Value>,
+    state: &Arc<Mutex<Progress>>,
+) -> Result<()> {
+    if objects.is_empty() {
+        return Ok(());
+    }
+    let count = objects.len();
+    let entries: Vec<(ManifestObject, Vec<ClusterNeed>)> = stream::iter(objects)
+        .map(|object| async move {
+            let reference = ObjectRef {
+                group: resource.group.clone(),
+                version: resource.version.clone(),
+                resource: resource.plural.clone(),
+                kind: resource.kind.clone(),
+                namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
+                name: object["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            };
+            let needs = cluster_needs(resource, &object);
+            let bytes = serde_json::to_vec(&object)
+                .map_err(|error| Error::failed(format!("failed to encode {}: {error}", reference.display_name())))?;
+            let key = format::object_key(backup, &reference);
+            store.put(&key, &bytes).await?;
+            let entry = ManifestObject {
+                uid: object["metadata"]["uid"].as_str().unwrap_or_default().to_string(),
+                sha256: format::sha256_hex(&bytes),
+                size: bytes.len() as u64,
+                key,
+                object: reference,
+            };
+            Ok::<_, Error>((entry, needs))
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+
+    let mut state = lock(state);
+    for (entry, needs) in entries {
+        state.uids.insert(entry.uid.clone());
+        state.needs.extend(needs);
+        state.written.push(entry);
+    }
+    state
+        .log
+        .push(format!("backed up {count} {}", resource.group_resource()));
+    Ok(())
+}
+
+fn lock(state: &Arc<Mutex<Progress>>) -> std::sync::MutexGuard<'_, Progress> {
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn log(state: &Arc<Mutex<Progress>>, line: String) {
+    tracing::info!("{line}");
+    lock(state).log.push(line);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::tests::resource;
+
+    #[test]
+    fn literal_namespaces_list_per_namespace() {
+        let pods = resource("", "Pod", "pods", &[], true);
+        let types = [&pods];
+        let tasks = list_tasks(&types, &["a".to_string(), "b".to_string()]);
+        let namespaces: Vec<Option<String>> = tasks.into_iter().map(|(_, n)| n).collect();
+        assert_eq!(namespaces, [Some("a".to_string()), Some("b".to_string())]);
+    }
+
+    #[test]
+    fn globs_list_across_namespaces() {
+        let pods = resource("", "Pod", "pods", &[], true);
+        let types = [&pods];
+        let tasks = list_tasks(&types, &["shop-*".to_string()]);
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].1, None);
+    }
+}
