@@ -98,3 +98,102 @@ fn kubectl_completes_plugin_arguments() {
         );
     }
 }
+
+/// Commands that need a cluster, one per plugin, used to check kubeconfig errors.
+const CLUSTER_COMMANDS: [&[&str]; 4] = [
+    &["crimap", "nodes"],
+    &["canary", "status"],
+    &["bwlimit", "get"],
+    &["migrate", "backup", "create", "kubeconfig-check"],
+];
+
+#[test]
+fn missing_kubeconfig_exits_one_naming_paths() {
+    ensure_built(&PLUGINS);
+    let home = tempfile::tempdir().unwrap();
+    for command in CLUSTER_COMMANDS {
+        let output = run(kubectl()
+            .args(command)
+            .env("HOME", home.path())
+            .env("KUBECONFIG", "/nonexistent/a.yaml:/nonexistent/b.yaml"));
+        let text = stderr(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "exit code of kubectl {command:?}: {text}"
+        );
+        assert_eq!(
+            text.lines().count(),
+            1,
+            "one line from kubectl {command:?}: {text}"
+        );
+        assert!(
+            text.starts_with(&format!(
+                "kubectl-{}: error: no kubeconfig found",
+                command[0]
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("/nonexistent/a.yaml:/nonexistent/b.yaml"),
+            "paths tried: {text}"
+        );
+        assert!(
+            text.contains(&format!("{}/.kube/config", home.path().display())),
+            "home path: {text}"
+        );
+        assert!(text.contains("--kubeconfig"), "how to fix: {text}");
+    }
+}
+
+#[test]
+fn unreadable_kubeconfig_exits_one() {
+    ensure_built(&PLUGINS);
+    let folder = tempfile::tempdir().unwrap();
+    for command in CLUSTER_COMMANDS {
+        let output = run(kubectl()
+            .args(command)
+            .arg("--kubeconfig")
+            .arg(folder.path()));
+        let text = stderr(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "exit code of kubectl {command:?}: {text}"
+        );
+        assert_eq!(
+            text.lines().count(),
+            1,
+            "one line from kubectl {command:?}: {text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "failed to read kubeconfig {}",
+                folder.path().display()
+            )),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn unknown_context_lists_known_ones() {
+    ensure_built(&["crimap"]);
+    let folder = tempfile::tempdir().unwrap();
+    let kubeconfig = folder.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncurrent-context: dev\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
+         users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: dev\n  context:\n    cluster: c\n    user: u\n",
+    )
+    .unwrap();
+    let output = run(kubectl()
+        .args(["crimap", "nodes", "--context", "nope"])
+        .env("KUBECONFIG", &kubeconfig));
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("context \"nope\" not found in the kubeconfig: use one of: dev"),
+        "{text}"
+    );
+}
