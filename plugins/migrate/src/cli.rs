@@ -47,6 +47,9 @@ pub enum Command {
     Location(LocationCommand),
     /// Write a shell completion script for kubectl-migrate (bash, zsh or fish).
     Completion(CompletionArgs),
+    /// Move volume data (run by the agent pods): back up a folder, restore a snapshot.
+    #[command(subcommand)]
+    Agent(crate::agent::AgentCommand),
 }
 
 /// `--location` and the S3 settings used when it is a URL.

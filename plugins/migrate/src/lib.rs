@@ -1,6 +1,7 @@
 //! kubectl-migrate: backs up cluster resources to S3-compatible storage or a folder and
 //! restores them into another cluster.
 
+pub mod agent;
 pub mod backup;
 pub mod cli;
 pub mod commands;
@@ -14,6 +15,7 @@ pub mod repo;
 pub mod restore;
 pub mod sanitize;
 pub mod store;
+pub mod volumes;
 pub mod workload;
 
 use std::process::ExitCode;
@@ -33,6 +35,7 @@ pub fn main() -> ExitCode {
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Agent(command) => agent::run(command).await,
         Command::Backup(command) => commands::backup::run(&cli.kube, command).await,
         Command::Restore(command) => commands::restore::run(&cli.kube, command).await,
         Command::Location(command) => commands::location::run(command).await,

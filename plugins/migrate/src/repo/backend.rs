@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use futures::future::BoxFuture;
 
 use super::Error;
+use crate::store::{Store, StoreError};
 
 /// Object storage holding one repository. Keys are `/`-separated paths relative to the
 /// repository root (`data/3f/3fa9...`, `snapshots/...`); objects are written whole and never
@@ -107,6 +108,83 @@ impl RepositoryBackend for LocalBackend {
 
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+}
+
+/// A repository inside a backup location: the keys live under `repository/` of the location's
+/// folder or bucket prefix, beside the resource backups.
+#[derive(Debug, Clone)]
+pub struct StoreBackend {
+    store: Store,
+}
+
+impl StoreBackend {
+    /// Uses the `repository/` folder of an opened location.
+    pub fn new(store: Store) -> Self {
+        StoreBackend { store }
+    }
+
+    fn full_key(key: &str) -> String {
+        format!("{}/{key}", super::REPOSITORY_FOLDER)
+    }
+}
+
+fn store_error(error: StoreError) -> Error {
+    match error {
+        StoreError::NotFound { location, key } => Error::NotFound(format!("{location}/{key}")),
+        other => Error::Backend(other.to_string()),
+    }
+}
+
+impl RepositoryBackend for StoreBackend {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
+        Box::pin(async move {
+            self.store
+                .get(&Self::full_key(key))
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn put<'a>(&'a self, key: &'a str, data: Vec<u8>) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.store
+                .put(&Self::full_key(key), &data)
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, Error>> {
+        Box::pin(async move {
+            let folder = Self::full_key("");
+            let objects = self
+                .store
+                .list(&Self::full_key(prefix))
+                .await
+                .map_err(store_error)?;
+            Ok(objects
+                .into_iter()
+                .filter_map(|object| object.key.strip_prefix(&folder).map(str::to_string))
+                .collect())
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.store
+                .delete(&Self::full_key(key))
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}/{}",
+            self.store.url().trim_end_matches('/'),
+            super::REPOSITORY_FOLDER
+        )
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use backend::{LocalBackend, RepositoryBackend};
+pub use backend::{LocalBackend, RepositoryBackend, StoreBackend};
 pub use backup::{BackupOptions, backup_folder};
 pub use crypto::{KeyFile, MasterKey};
 pub use index::Index;

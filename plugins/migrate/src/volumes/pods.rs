@@ -1,0 +1,430 @@
+//! Specs of the agent pods that move volume data, and of the Secret they read.
+//!
+//! Privileges: the agent runs as uid 0 because volume files belong to arbitrary users, with
+//! every capability dropped except those the step needs: DAC_READ_SEARCH to read and list
+//! every file for a backup; CHOWN, FOWNER and FSETID to give restored files their owners,
+//! modes (setuid/setgid included) and mtimes, and DAC_OVERRIDE to write into a new volume
+//! whose root folder belongs to another user. No pod is privileged, the root file system is
+//! read-only and privilege escalation is off.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use serde_json::{Value, json};
+
+use super::selection::{SelectedVolume, VolumeSource};
+
+/// Label on every object a run creates, with the run id as value, for cleanup.
+pub const RUN_LABEL: &str = "kubectl-migrate.io/volume-run";
+/// Folder where the agent container sees the volume.
+pub const DATA_MOUNT: &str = "/data";
+/// Secret keys read by the agent through environment variables.
+pub const PASSWORD_KEY: &str = "password";
+pub const ACCESS_KEY_ID_KEY: &str = "aws-access-key-id";
+pub const SECRET_ACCESS_KEY_KEY: &str = "aws-secret-access-key";
+
+/// How agent pods are made, from the command line.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    pub image: String,
+    /// Kubelet root folder on the nodes, parent of `pods/<uid>/volumes/`.
+    pub kubelet_root_dir: String,
+    pub cpu_request: Option<String>,
+    pub memory_request: Option<String>,
+    pub memory_limit: Option<String>,
+    /// activeDeadlineSeconds of each agent pod.
+    pub deadline: Duration,
+    /// Time an agent pod may stay unschedulable before its volume fails.
+    pub schedule_timeout: Duration,
+    /// Run id: names the Secret and pods and labels them for cleanup.
+    pub run_id: String,
+}
+
+/// The location as the agent reaches it: URL, S3 flags and, for a folder, its node path.
+#[derive(Debug, Clone, Default)]
+pub struct AgentLocation {
+    pub url: String,
+    /// `--endpoint`, `--region`, `--addressing` flags for an S3 location.
+    pub flags: Vec<String>,
+    /// Folder of a `file://` location, mounted from the node at the same path.
+    pub node_folder: Option<String>,
+    /// S3 access keys put in the run's Secret.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+/// Name of the Secret of a run.
+pub fn secret_name(run_id: &str) -> String {
+    format!("kubectl-migrate-volumes-{run_id}")
+}
+
+/// The Secret holding the repository password and the S3 keys for one run in one namespace.
+pub fn run_secret(
+    namespace: &str,
+    settings: &AgentSettings,
+    location: &AgentLocation,
+    password: &[u8],
+) -> Secret {
+    let mut data = BTreeMap::new();
+    data.insert(PASSWORD_KEY.to_string(), ByteString(password.to_vec()));
+    if let (Some(id), Some(secret)) = (&location.access_key_id, &location.secret_access_key) {
+        data.insert(
+            ACCESS_KEY_ID_KEY.to_string(),
+            ByteString(id.as_bytes().to_vec()),
+        );
+        data.insert(
+            SECRET_ACCESS_KEY_KEY.to_string(),
+            ByteString(secret.as_bytes().to_vec()),
+        );
+    }
+    let mut secret: Secret = serde_json::from_value(json!({
+        "metadata": {
+            "name": secret_name(&settings.run_id),
+            "namespace": namespace,
+            "labels": {RUN_LABEL: settings.run_id, "app.kubernetes.io/managed-by": "kubectl-migrate"}
+        },
+        "type": "Opaque"
+    }))
+    .expect("secret spec is valid");
+    secret.data = Some(data);
+    secret
+}
+
+/// The backup pod of one volume: on the volume's node, the volume mounted read-only.
+pub fn backup_pod(
+    volume: &SelectedVolume,
+    index: usize,
+    backup: &str,
+    settings: &AgentSettings,
+    location: &AgentLocation,
+) -> Pod {
+    let (data_volume, pvc_flag) = match &volume.source {
+        VolumeSource::Pvc { claim } => (
+            json!({"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": true}}),
+            vec!["--pvc".to_string(), claim.clone()],
+        ),
+        VolumeSource::EmptyDir => (
+            json!({"name": "data", "hostPath": {
+                "path": empty_dir_path(&settings.kubelet_root_dir, &volume.pod_uid, &volume.volume),
+                "type": "Directory"
+            }}),
+            Vec::new(),
+        ),
+    };
+    let mut args = vec![
+        "agent",
+        "backup",
+        "--source",
+        DATA_MOUNT,
+        "--backup",
+        backup,
+        "--namespace",
+        &volume.namespace,
+        "--pod",
+        &volume.pod,
+        "--volume",
+        &volume.volume,
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect::<Vec<_>>();
+    args.extend(pvc_flag);
+
+    let name = format!("kubectl-migrate-backup-{}-{index}", settings.run_id);
+    let mut pod = agent_pod(
+        &name,
+        &volume.namespace,
+        args,
+        settings,
+        location,
+        &["DAC_READ_SEARCH"],
+    );
+    pod["spec"]["nodeName"] = json!(volume.node);
+    // The agent must run where the volume is, whatever taints that node has.
+    pod["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+    add_volume(&mut pod, data_volume, true);
+    serde_json::from_value(pod).expect("backup pod spec is valid")
+}
+
+/// The restore pod of one claim: the claim mounted read-write, scheduled by the scheduler
+/// (the claim's topology decides the node).
+pub fn restore_pod(
+    namespace: &str,
+    claim: &str,
+    snapshot: &str,
+    index: usize,
+    settings: &AgentSettings,
+    location: &AgentLocation,
+) -> Pod {
+    let args = [
+        "agent",
+        "restore",
+        "--target",
+        DATA_MOUNT,
+        "--snapshot",
+        snapshot,
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    let name = format!("kubectl-migrate-restore-{}-{index}", settings.run_id);
+    let mut pod = agent_pod(
+        &name,
+        namespace,
+        args,
+        settings,
+        location,
+        &[
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "DAC_READ_SEARCH",
+            "FOWNER",
+            "FSETID",
+        ],
+    );
+    add_volume(
+        &mut pod,
+        json!({"name": "data", "persistentVolumeClaim": {"claimName": claim}}),
+        false,
+    );
+    serde_json::from_value(pod).expect("restore pod spec is valid")
+}
+
+/// Kubelet folder of an emptyDir volume on the node.
+pub fn empty_dir_path(kubelet_root_dir: &str, pod_uid: &str, volume: &str) -> String {
+    format!(
+        "{}/pods/{pod_uid}/volumes/kubernetes.io~empty-dir/{volume}",
+        kubelet_root_dir.trim_end_matches('/')
+    )
+}
+
+fn agent_pod(
+    name: &str,
+    namespace: &str,
+    mut args: Vec<String>,
+    settings: &AgentSettings,
+    location: &AgentLocation,
+    capabilities: &[&str],
+) -> Value {
+    args.extend(["--location".to_string(), location.url.clone()]);
+    args.extend(location.flags.iter().cloned());
+    let secret = secret_name(&settings.run_id);
+    let mut env = vec![
+        json!({"name": "KUBECTL_MIGRATE_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": PASSWORD_KEY}}}),
+    ];
+    if location.access_key_id.is_some() {
+        env.push(json!({"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": secret, "key": ACCESS_KEY_ID_KEY}}}));
+        env.push(json!({"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": secret, "key": SECRET_ACCESS_KEY_KEY}}}));
+    }
+
+    let mut requests = serde_json::Map::new();
+    if let Some(cpu) = &settings.cpu_request {
+        requests.insert("cpu".into(), json!(cpu));
+    }
+    if let Some(memory) = &settings.memory_request {
+        requests.insert("memory".into(), json!(memory));
+    }
+    let mut resources = json!({"requests": requests});
+    if let Some(limit) = &settings.memory_limit {
+        resources["limits"] = json!({"memory": limit});
+    }
+
+    let mut pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {RUN_LABEL: settings.run_id, "app.kubernetes.io/managed-by": "kubectl-migrate", "app.kubernetes.io/component": "volume-agent"}
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": settings.deadline.as_secs().max(1),
+            "automountServiceAccountToken": false,
+            "enableServiceLinks": false,
+            "containers": [{
+                "name": "agent",
+                "image": settings.image,
+                "command": ["kubectl-migrate"],
+                "args": args,
+                "env": env,
+                "resources": resources,
+                "volumeMounts": [],
+                "securityContext": {
+                    "runAsUser": 0,
+                    "runAsGroup": 0,
+                    "runAsNonRoot": false,
+                    "privileged": false,
+                    "allowPrivilegeEscalation": false,
+                    "readOnlyRootFilesystem": true,
+                    "capabilities": {"drop": ["ALL"], "add": capabilities},
+                    "seccompProfile": {"type": "RuntimeDefault"}
+                }
+            }],
+            "volumes": []
+        }
+    });
+    if let Some(folder) = &location.node_folder {
+        add_named_volume(
+            &mut pod,
+            json!({"name": "location", "hostPath": {"path": folder, "type": "DirectoryOrCreate"}}),
+            folder,
+            false,
+        );
+    }
+    pod
+}
+
+fn add_volume(pod: &mut Value, volume: Value, read_only: bool) {
+    add_named_volume(pod, volume, DATA_MOUNT, read_only);
+}
+
+fn add_named_volume(pod: &mut Value, volume: Value, mount_path: &str, read_only: bool) {
+    let name = volume["name"].clone();
+    pod["spec"]["volumes"]
+        .as_array_mut()
+        .expect("volumes is an array")
+        .push(volume);
+    pod["spec"]["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .expect("volumeMounts is an array")
+        .push(json!({"name": name, "mountPath": mount_path, "readOnly": read_only}));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> AgentSettings {
+        AgentSettings {
+            image: "agent:1".into(),
+            kubelet_root_dir: "/var/lib/kubelet/".into(),
+            cpu_request: Some("100m".into()),
+            memory_request: Some("256Mi".into()),
+            memory_limit: None,
+            deadline: Duration::from_secs(3600),
+            schedule_timeout: Duration::from_secs(60),
+            run_id: "abc123".into(),
+        }
+    }
+
+    fn s3_location() -> AgentLocation {
+        AgentLocation {
+            url: "s3://bucket/prefix".into(),
+            flags: vec!["--endpoint".into(), "http://127.0.0.1:9000".into()],
+            node_folder: None,
+            access_key_id: Some("AK".into()),
+            secret_access_key: Some("SK".into()),
+        }
+    }
+
+    fn volume(source: VolumeSource) -> SelectedVolume {
+        SelectedVolume {
+            namespace: "shop".into(),
+            pod: "db-0".into(),
+            pod_uid: "1234-uid".into(),
+            node: "node-2".into(),
+            volume: "data".into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn backup_pod_mounts_pvc_read_only_on_the_node() {
+        let pod = backup_pod(
+            &volume(VolumeSource::Pvc {
+                claim: "data-db-0".into(),
+            }),
+            0,
+            "nightly",
+            &settings(),
+            &s3_location(),
+        );
+        let value = serde_json::to_value(&pod).unwrap();
+        assert_eq!(value["spec"]["nodeName"], "node-2");
+        assert_eq!(value["spec"]["restartPolicy"], "Never");
+        assert_eq!(value["spec"]["activeDeadlineSeconds"], 3600);
+        assert_eq!(
+            value["spec"]["volumes"][0]["persistentVolumeClaim"]["readOnly"],
+            true
+        );
+        let container = &value["spec"]["containers"][0];
+        assert_eq!(container["volumeMounts"][0]["readOnly"], true);
+        assert_eq!(container["securityContext"]["privileged"], false);
+        assert_eq!(
+            container["securityContext"]["capabilities"]["add"],
+            json!(["DAC_READ_SEARCH"])
+        );
+        assert_eq!(container["resources"]["requests"]["memory"], "256Mi");
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(args.windows(2).any(|w| w == ["--pvc", "data-db-0"]));
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--location", "s3://bucket/prefix"])
+        );
+    }
+
+    #[test]
+    fn backup_pod_reads_empty_dir_from_kubelet_folder() {
+        let pod = backup_pod(
+            &volume(VolumeSource::EmptyDir),
+            1,
+            "nightly",
+            &settings(),
+            &s3_location(),
+        );
+        let value = serde_json::to_value(&pod).unwrap();
+        assert_eq!(
+            value["spec"]["volumes"][0]["hostPath"]["path"],
+            "/var/lib/kubelet/pods/1234-uid/volumes/kubernetes.io~empty-dir/data"
+        );
+        assert_eq!(
+            value["spec"]["containers"][0]["volumeMounts"][0]["readOnly"],
+            true
+        );
+    }
+
+    #[test]
+    fn secrets_reach_the_pod_only_by_reference() {
+        let pod = backup_pod(
+            &volume(VolumeSource::EmptyDir),
+            1,
+            "nightly",
+            &settings(),
+            &s3_location(),
+        );
+        let text = serde_json::to_string(&pod).unwrap();
+        assert!(!text.contains("\"SK\""));
+        assert!(text.contains("kubectl-migrate-volumes-abc123"));
+        let secret = run_secret("shop", &settings(), &s3_location(), b"pw");
+        assert_eq!(secret.data.unwrap()[SECRET_ACCESS_KEY_KEY].0, b"SK");
+    }
+
+    #[test]
+    fn restore_pod_mounts_claim_writable() {
+        let pod = restore_pod("shop", "data-db-0", "snap1", 0, &settings(), &s3_location());
+        let value = serde_json::to_value(&pod).unwrap();
+        assert_eq!(value["spec"]["nodeName"], Value::Null);
+        assert_eq!(
+            value["spec"]["containers"][0]["volumeMounts"][0]["readOnly"],
+            false
+        );
+        assert_eq!(
+            value["spec"]["containers"][0]["securityContext"]["capabilities"]["add"],
+            json!([
+                "CHOWN",
+                "DAC_OVERRIDE",
+                "DAC_READ_SEARCH",
+                "FOWNER",
+                "FSETID"
+            ])
+        );
+    }
+}

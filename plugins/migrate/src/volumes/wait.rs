@@ -1,0 +1,265 @@
+//! Waiting for an agent pod: success, failure with the reason, or a fast stop when it cannot be
+//! scheduled or started, so that no restore waits for hours.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::ListParams;
+use kube::{Api, Client};
+
+/// Waiting reasons of a container that will not start without a change by the user.
+const STUCK_WAITING_REASONS: [&str; 6] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
+/// Where an agent pod stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodState {
+    Succeeded,
+    /// Ended or cannot go on; the text says why.
+    Failed(String),
+    /// Not scheduled; the text is the scheduler's message.
+    Unschedulable(String),
+    /// Still on its way.
+    Pending,
+}
+
+/// Classifies a pod from its status; pure, so the rules are testable without a server.
+pub fn pod_state(pod: &Pod) -> PodState {
+    let Some(status) = &pod.status else {
+        return PodState::Pending;
+    };
+    match status.phase.as_deref() {
+        Some("Succeeded") => return PodState::Succeeded,
+        Some("Failed") => {
+            let mut reason = [status.reason.as_deref(), status.message.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": ");
+            for container in status.container_statuses.iter().flatten() {
+                if let Some(terminated) =
+                    container.state.as_ref().and_then(|s| s.terminated.as_ref())
+                {
+                    let detail = match &terminated.message {
+                        Some(message) => format!("exit code {}: {message}", terminated.exit_code),
+                        None => format!("exit code {}", terminated.exit_code),
+                    };
+                    if !reason.is_empty() {
+                        reason.push_str(", ");
+                    }
+                    reason.push_str(&detail);
+                }
+            }
+            if reason.is_empty() {
+                reason = "pod failed".to_string();
+            }
+            return PodState::Failed(reason);
+        }
+        _ => {}
+    }
+
+    for container in status.container_statuses.iter().flatten() {
+        if let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+            let reason = waiting.reason.as_deref().unwrap_or_default();
+            if STUCK_WAITING_REASONS.contains(&reason) {
+                let message = waiting.message.as_deref().unwrap_or_default();
+                return PodState::Failed(format!("container cannot start: {reason}: {message}"));
+            }
+        }
+    }
+    let unscheduled = status.conditions.iter().flatten().find(|condition| {
+        condition.type_ == "PodScheduled"
+            && condition.status == "False"
+            && condition.reason.as_deref() == Some("Unschedulable")
+    });
+    if let Some(condition) = unscheduled {
+        return PodState::Unschedulable(condition.message.clone().unwrap_or_default());
+    }
+    PodState::Pending
+}
+
+/// Limits of one wait.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitLimits {
+    /// Time a pod may stay unschedulable before the wait fails (volume provisioning can
+    /// make a pod unschedulable for a few seconds).
+    pub unschedulable: Duration,
+    /// Time the whole pod may take.
+    pub total: Duration,
+    /// Time between two reads of the pod.
+    pub poll: Duration,
+}
+
+/// Waits until the pod succeeds; any failure, a long unschedulable state or the total limit
+/// ends the wait with the reason and the pod's warning events.
+pub async fn wait_for_pod(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    limits: WaitLimits,
+) -> Result<(), String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let started = Instant::now();
+    let mut unschedulable_since: Option<Instant> = None;
+
+    loop {
+        let pod = pods
+            .get(name)
+            .await
+            .map_err(|error| format!("failed to read pod {namespace}/{name}: {error}"))?;
+        match pod_state(&pod) {
+            PodState::Succeeded => return Ok(()),
+            PodState::Failed(reason) => {
+                return Err(with_events(
+                    client,
+                    namespace,
+                    name,
+                    format!("pod {namespace}/{name} failed: {reason}"),
+                )
+                .await);
+            }
+            PodState::Unschedulable(message) => {
+                let since = *unschedulable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= limits.unschedulable {
+                    return Err(with_events(
+                        client,
+                        namespace,
+                        name,
+                        format!("pod {namespace}/{name} cannot be scheduled: {message}"),
+                    )
+                    .await);
+                }
+            }
+            PodState::Pending => unschedulable_since = None,
+        }
+        if started.elapsed() >= limits.total {
+            return Err(with_events(
+                client,
+                namespace,
+                name,
+                format!(
+                    "pod {namespace}/{name} did not finish within {}s: raise --volume-timeout",
+                    limits.total.as_secs()
+                ),
+            )
+            .await);
+        }
+        tokio::time::sleep(limits.poll).await;
+    }
+}
+
+/// Appends the pod's warning events (taints, missing claims, image pulls) to a message.
+async fn with_events(client: &Client, namespace: &str, name: &str, message: String) -> String {
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("involvedObject.name={name}");
+    let Ok(list) = events.list(&ListParams::default().fields(&selector)).await else {
+        return message;
+    };
+    let warnings: Vec<String> = list
+        .items
+        .iter()
+        .filter(|event| event.type_.as_deref() == Some("Warning"))
+        .filter(|event| event.involved_object.name.as_deref() == Some(name))
+        .map(|event| {
+            format!(
+                "{}: {}",
+                event.reason.as_deref().unwrap_or("Event"),
+                event.message.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    if warnings.is_empty() {
+        message
+    } else {
+        format!("{message} (events: {})", warnings.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": status}))
+            .unwrap()
+    }
+
+    #[test]
+    fn succeeded_pod() {
+        assert_eq!(
+            pod_state(&pod(serde_json::json!({"phase": "Succeeded"}))),
+            PodState::Succeeded
+        );
+    }
+
+    #[test]
+    fn failed_pod_reports_exit_message() {
+        let state = pod_state(&pod(serde_json::json!({
+            "phase": "Failed",
+            "containerStatuses": [{"name": "agent", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 1, "message": "wrong repository password"}}}]
+        })));
+        assert_eq!(
+            state,
+            PodState::Failed("exit code 1: wrong repository password".into())
+        );
+    }
+
+    #[test]
+    fn deadline_exceeded_names_the_reason() {
+        let state = pod_state(&pod(serde_json::json!({
+            "phase": "Failed", "reason": "DeadlineExceeded", "message": "Pod was active on the node longer than the specified deadline"
+        })));
+        assert_eq!(
+            state,
+            PodState::Failed(
+                "DeadlineExceeded: Pod was active on the node longer than the specified deadline"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn unschedulable_pod_carries_scheduler_message() {
+        let state = pod_state(&pod(serde_json::json!({
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}."}]
+        })));
+        assert_eq!(
+            state,
+            PodState::Unschedulable(
+                "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}.".into()
+            )
+        );
+    }
+
+    #[test]
+    fn image_pull_failure_fails_fast() {
+        let state = pod_state(&pod(serde_json::json!({
+            "phase": "Pending",
+            "containerStatuses": [{"name": "agent", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]
+        })));
+        assert_eq!(
+            state,
+            PodState::Failed(
+                "container cannot start: ImagePullBackOff: Back-off pulling image".into()
+            )
+        );
+    }
+
+    #[test]
+    fn running_pod_is_pending() {
+        assert_eq!(
+            pod_state(&pod(serde_json::json!({"phase": "Running"}))),
+            PodState::Pending
+        );
+    }
+}
