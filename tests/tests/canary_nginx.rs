@@ -888,7 +888,7 @@ fn rollout_resumes_after_interruption() {
 #[test]
 fn rollout_aborts_when_verify_fails() {
     let env = env_with_canary("0");
-    // The app keeps answering v2 for 10% of requests whatever the weight, so step 2 (50%) fails.
+    // The app returns v2 for 10% of requests whatever the weight, so step 2 (50%) fails.
     let app = HelloServer::start(0.1, Marker::Body);
     let output = env.canary(&[
         "rollout",

@@ -1,4 +1,4 @@
-//! `kubectl canary verify` against local HTTP servers that answer like the hello-world app, and
+//! `kubectl canary verify` against local HTTP servers that respond like the hello-world app, and
 //! `kubectl canary convert` on the legacy hello-world manifests.
 
 mod canary_support;

@@ -11,7 +11,7 @@ pub const PREFIX: &str = "nginx.ingress.kubernetes.io/";
 pub const CANARY: &str = "nginx.ingress.kubernetes.io/canary";
 /// Share of requests sent to the canary, out of the weight total.
 pub const WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
-/// Denominator of the weight; ingress-nginx uses 100 when it is absent or smaller.
+/// Denominator of the weight. ingress-nginx uses 100 when it is absent or smaller.
 pub const WEIGHT_TOTAL: &str = "nginx.ingress.kubernetes.io/canary-weight-total";
 /// Request header that selects the canary.
 pub const BY_HEADER: &str = "nginx.ingress.kubernetes.io/canary-by-header";
@@ -26,7 +26,7 @@ pub const BY_COOKIE: &str = "nginx.ingress.kubernetes.io/canary-by-cookie";
 pub const INGRESS_CLASS: &str = "kubernetes.io/ingress.class";
 /// Session affinity mode of the primary Ingress (`cookie` enables it).
 pub const AFFINITY: &str = "nginx.ingress.kubernetes.io/affinity";
-/// Name of the session affinity cookie; ingress-nginx defaults to `INGRESSCOOKIE`.
+/// Name of the session affinity cookie, `INGRESSCOOKIE` by default.
 pub const SESSION_COOKIE_NAME: &str = "nginx.ingress.kubernetes.io/session-cookie-name";
 /// Default session affinity cookie name of ingress-nginx.
 pub const DEFAULT_SESSION_COOKIE: &str = "INGRESSCOOKIE";
@@ -189,11 +189,11 @@ impl Default for CanaryRules {
 pub struct HeaderRule {
     /// Header name, matched case-insensitively.
     pub name: String,
-    /// How the header value is compared.
+    /// Comparison of the header value.
     pub matcher: HeaderMatch,
 }
 
-/// How a header rule compares the header value.
+/// Comparison that a header rule applies to the header value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum HeaderMatch {
@@ -217,8 +217,9 @@ pub fn ingress_class(
 
 /// Lists the ingress-nginx annotations that the controller ignores on a canary Ingress.
 ///
-/// ingress-nginx documents that a canary inherits every setting of its primary Ingress except the
-/// canary annotations, `load-balance`, `upstream-hash-by` and the session affinity annotations.
+/// The ingress-nginx annotations guide (user-guide/nginx-configuration/annotations, Canary section)
+/// states that a canary inherits every setting of its primary Ingress except the canary
+/// annotations, `load-balance`, `upstream-hash-by` and the session affinity annotations.
 pub fn ignored_on_canary(annotations: &BTreeMap<String, String>) -> Vec<String> {
     annotations
         .keys()

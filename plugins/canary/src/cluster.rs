@@ -28,7 +28,7 @@ pub struct Cluster {
     pub namespace: String,
 }
 
-/// The HTTPRoute resource of the Gateway API.
+/// Returns the HTTPRoute resource of the Gateway API.
 pub fn httproute_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk(httproute::GROUP, httproute::VERSION, "HTTPRoute"),
@@ -162,7 +162,7 @@ impl Cluster {
 }
 
 /// Counts ready endpoints per Service in EndpointSlices. An endpoint whose `ready` condition is
-/// unset counts as ready, as the EndpointSlice API asks consumers to do.
+/// unset counts as ready, as the EndpointSlice API documents for consumers.
 pub fn count_slices(slices: &[EndpointSlice]) -> ReadyEndpoints {
     let mut counts = ReadyEndpoints::new();
     for slice in slices {
@@ -218,7 +218,7 @@ pub enum Updated<K> {
 
 /// Reads an object, changes it with `change` and writes it back conditioned on the
 /// resourceVersion that was read. On 409 Conflict it reads again and retries, at most
-/// [`CONFLICT_RETRIES`] times; `change` sees the fresh object each time and may reject it, in
+/// [`CONFLICT_RETRIES`] times; `change` receives the fresh object each time and may reject it, in
 /// which case nothing is written.
 pub async fn update_with<K, F>(
     api: &Api<K>,

@@ -224,6 +224,8 @@ pub fn apply_canary(spec: &mut HttpRouteSpec, canary: &RouteCanary) -> Result<()
     }
 
     // Header rules come before cookie rules so that equal precedence falls back to list order.
+    // NOTE: pattern and cookie rules use RegularExpression header matches, which the Gateway API
+    // marks implementation-specific, so their anchoring and syntax depend on the gateway.
     let mut added = Vec::new();
     for (index, rule) in &base_rules {
         if let Some(header) = &rules.header {

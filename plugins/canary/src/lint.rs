@@ -9,7 +9,7 @@ use crate::annotations::{self, CanaryAnnotations, CanaryRules, HeaderMatch};
 use crate::ingress::{self, path_entries};
 use crate::weight;
 
-/// How serious a finding is: errors block `create` and `set-*`, warnings are only shown.
+/// Severity of a finding: errors block `create` and `set-*`, warnings are only shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -26,7 +26,7 @@ pub struct Finding {
     pub severity: Severity,
     /// Object the finding is about, such as `ingress/web-canary`.
     pub object: String,
-    /// What is wrong and, where known, how to fix it.
+    /// Problem and, where known, the fix.
     pub message: String,
 }
 

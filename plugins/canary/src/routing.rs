@@ -1,4 +1,4 @@
-//! Where ingress-nginx sends one request when a host and path has a primary and a canary Ingress.
+//! Routing decision of ingress-nginx for one request to a host and path with a primary and a canary Ingress.
 
 use std::collections::BTreeMap;
 
@@ -40,7 +40,7 @@ impl Request {
     }
 }
 
-/// Where a request goes.
+/// Destination of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "route", rename_all = "camelCase")]
 pub enum Route {
@@ -56,7 +56,7 @@ pub enum Route {
     },
     /// The backend that issued the session affinity cookie the request carries.
     Affinity,
-    /// No rule matches: the gateway answers 404.
+    /// No rule matches, so the gateway returns 404.
     NoMatch,
 }
 
@@ -76,7 +76,7 @@ impl Route {
 /// A routing decision and the rule that made it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
-    /// Where the request goes.
+    /// Destination of the request.
     #[serde(flatten)]
     pub route: Route,
     /// The rule that decided, in one sentence.
@@ -121,7 +121,7 @@ pub fn explain_nginx(
         );
     }
 
-    // NOTE: the cookie value names an endpoint, so which backend issued it cannot be told here.
+    // NOTE: the cookie value names an endpoint, so the backend that issued it is unknown here.
     if let Some(cookie) = affinity_cookie
         && request.cookie(cookie).is_some()
     {

@@ -250,7 +250,7 @@ fn resolve_ingress(
         .find(|i| ingress::name_of(i) == canary_name)
         .cloned();
     // An Ingress with canary-* annotations but without canary: "true" still counts when named,
-    // so that explain and status can say the controller ignores it.
+    // so that explain and status can report that the controller ignores it.
     if let Some(existing) = &canary
         && !ingress::is_canary(existing)
         && !ingress::annotations_of(&existing.metadata)
@@ -301,7 +301,7 @@ pub struct RolloutState {
     pub started_at: String,
     /// When the last step was applied or the phase changed (RFC 3339).
     pub updated_at: String,
-    /// Why the rollout stopped, for Aborted.
+    /// Reason the rollout stopped, for Aborted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }

@@ -9,7 +9,7 @@ use crate::stats::{self, Interval};
 /// Requests in flight at once.
 const CONCURRENCY: usize = 8;
 
-/// How a response is recognised as coming from the canary.
+/// Rule that marks a response as coming from the canary.
 #[derive(Debug, Clone)]
 pub enum Classifier {
     /// The body matches this regular expression.
@@ -77,7 +77,7 @@ impl Classifier {
     }
 }
 
-/// What to send.
+/// Requests to send: target, Host header, extra headers and cookies.
 #[derive(Debug, Clone)]
 pub struct Probe {
     /// Target URL.
@@ -99,7 +99,7 @@ pub struct Tally {
     pub canary: u64,
     /// Responses classified as stable.
     pub stable: u64,
-    /// Requests that failed or answered 5xx.
+    /// Requests that failed or returned a 5xx status.
     pub failed: u64,
     /// The first failure, for the report.
     #[serde(skip_serializing_if = "Option::is_none")]

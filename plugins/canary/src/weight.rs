@@ -5,8 +5,8 @@ pub const DEFAULT_TOTAL: u32 = 100;
 
 /// Parses a weight given on the command line or read from an annotation.
 ///
-/// The value must be a whole number; the range check against the total happens in [`check_weight`]
-/// because the total may come from another flag or annotation.
+/// The value must be a whole number. The range check happens in [`check_weight`] because the
+/// total may come from another flag or annotation.
 pub fn parse_weight(value: &str) -> Result<u32, String> {
     let trimmed = value.trim();
     if trimmed.is_empty() {

@@ -1,5 +1,5 @@
 //! Shared set-up of the canary tests: a local API server with the hello-world app, the plugin
-//! run through the real kubectl, and local HTTP servers that answer like the hello-world app.
+//! run through the real kubectl, and local HTTP servers that respond like the hello-world app.
 
 #![allow(dead_code)]
 
@@ -202,7 +202,7 @@ pub enum Marker {
     Header,
 }
 
-/// A local HTTP server on 127.0.0.1 answering like the hello-world app, sending an exact share
+/// A local HTTP server on 127.0.0.1 that responds like the hello-world app, sending an exact share
 /// of responses as version v2. Dropping it stops the server.
 pub struct HelloServer {
     pub addr: SocketAddr,
@@ -213,7 +213,7 @@ pub struct HelloServer {
 }
 
 impl HelloServer {
-    /// Starts a server answering v2 for `canary_share` of the requests (evenly spread).
+    /// Starts a server that returns v2 for `canary_share` of the requests, evenly spread.
     pub fn start(canary_share: f64, marker: Marker) -> HelloServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
         let addr = listener.local_addr().expect("local address");
@@ -288,7 +288,7 @@ fn answer(mut stream: TcpStream, canary: bool, marker: Marker, hosts: &Mutex<Vec
 impl Drop for HelloServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so that it sees the stop flag.
+        // Wake the accept loop so that it reads the stop flag.
         let _ = TcpStream::connect(self.addr);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

@@ -9,7 +9,9 @@ use crate::annotations::{CanaryRules, HeaderMatch, HeaderRule};
 use crate::cli::{CreateArgs, DryRun, TargetArgs};
 use crate::cluster::Cluster;
 use crate::commands::modify::write_route;
-use crate::commands::{check_findings, describe_rules, print_object, write_object};
+use crate::commands::{
+    check_findings, describe_rules, print_object, print_warnings, reject_errors, write_object,
+};
 use crate::httproute::{self, RouteCanary};
 use crate::ingress::{self, CanaryBackend};
 use crate::lint;
@@ -170,6 +172,7 @@ async fn create_on_route(
     let ready = cluster.ready_endpoints().await?;
     let object_name = format!("httproute/{name}");
     let resource = format!("httproute.gateway.networking.k8s.io/{name}");
+    let mut warnings = Vec::new();
     let written = write_object(
         &cluster.routes(),
         "HTTPRoute",
@@ -181,7 +184,7 @@ async fn create_on_route(
                 return Err(already_has_canary(&name));
             }
             let mut spec = target::route_spec(object)?;
-            check_findings(&lint::lint_route_canary(&object_name, &state, &ready))?;
+            warnings = reject_errors(&lint::lint_route_canary(&object_name, &state, &ready))?;
             httproute::apply_canary(&mut spec, &state).map_err(Error::failed)?;
             let mut map = object.metadata.annotations.clone().unwrap_or_default();
             write_route(object, &spec, &state, &mut map)?;
@@ -190,6 +193,7 @@ async fn create_on_route(
         },
     )
     .await?;
+    print_warnings(&warnings);
     shared::output::print(&written)?;
     if args.dry_run != DryRun::Client {
         eprintln!(

@@ -10,7 +10,7 @@ use crate::ingress;
 use crate::routing::{self, Decision, Request, Route};
 use crate::target::{self, Canary};
 
-/// The answer of `explain` with the Services involved.
+/// Output of `explain`: the decision and the Services involved.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Explanation {

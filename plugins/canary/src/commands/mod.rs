@@ -29,9 +29,22 @@ pub async fn connect(kube: &KubeArgs) -> Result<Cluster> {
 
 /// Prints warnings to stderr and turns errors into a failure, so that nothing is written.
 pub fn check_findings(findings: &[Finding]) -> Result<()> {
-    for warning in findings.iter().filter(|f| f.severity == Severity::Warning) {
+    let warnings = reject_errors(findings)?;
+    print_warnings(&warnings);
+    Ok(())
+}
+
+/// Prints findings to stderr, one line each.
+pub fn print_warnings(warnings: &[Finding]) {
+    for warning in warnings {
         eprintln!("{}", warning.line());
     }
+}
+
+/// Turns errors among the findings into a failure and returns the warnings.
+///
+/// Checks inside a write retried on conflict use this and print the warnings once afterwards.
+pub fn reject_errors(findings: &[Finding]) -> Result<Vec<Finding>> {
     if has_errors(findings) {
         let lines: Vec<String> = findings
             .iter()
@@ -43,7 +56,11 @@ pub fn check_findings(findings: &[Finding]) -> Result<()> {
             lines.join("\n")
         )));
     }
-    Ok(())
+    Ok(findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .cloned()
+        .collect())
 }
 
 /// Prints an object as YAML, without managedFields, for `--dry-run=client`.
@@ -54,7 +71,7 @@ pub fn print_object<K: Serialize>(object: &K) -> Result<()> {
     shared::output::print_structured(&value, shared::OutputFormat::Yaml)
 }
 
-/// Applies `change` to a fresh copy of the object and writes it as `dry_run` says: printed only,
+/// Applies `change` to a fresh copy of the object and writes it as `dry_run` selects: printed only,
 /// validated by the server, or stored with a resourceVersion precondition and conflict retries.
 /// `resource` is the kubectl name of the object such as `ingress.networking.k8s.io/web`.
 ///

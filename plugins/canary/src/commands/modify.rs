@@ -10,10 +10,10 @@ use shared::{Error, Result};
 use crate::annotations::{self, CanaryAnnotations, CanaryRules, HeaderMatch, HeaderRule};
 use crate::cli::{AbortArgs, DryRun, SetCookieArgs, SetHeaderArgs, SetWeightArgs, TargetArgs};
 use crate::cluster::Cluster;
-use crate::commands::{check_findings, describe_rules, write_object};
+use crate::commands::{print_warnings, reject_errors, write_object};
 use crate::httproute::{self, RouteCanary};
 use crate::ingress;
-use crate::lint;
+use crate::lint::{self, Finding};
 use crate::target::{self, Canary, RolloutState};
 
 /// A change of the rules and of the rollout state of one canary.
@@ -28,7 +28,8 @@ pub async fn apply_change(
 ) -> Result<String> {
     canary.require_rules()?;
     let ready = cluster.ready_endpoints().await?;
-    match canary {
+    let mut warnings = Vec::new();
+    let written = match canary {
         Canary::Nginx(pair) => {
             let others: Vec<Ingress> = pair
                 .all
@@ -44,9 +45,12 @@ pub async fn apply_change(
                 &name,
                 &resource,
                 dry_run,
-                |object: &mut Ingress| change_ingress(object, &others, &ready, change),
+                |object: &mut Ingress| {
+                    warnings = change_ingress(object, &others, &ready, change)?;
+                    Ok(())
+                },
             )
-            .await
+            .await?
         }
         Canary::Gateway(route) => {
             let name = route.route.metadata.name.clone().unwrap_or_default();
@@ -58,11 +62,16 @@ pub async fn apply_change(
                 &name,
                 &resource,
                 dry_run,
-                |object: &mut DynamicObject| change_route(object, &object_name, &ready, change),
+                |object: &mut DynamicObject| {
+                    warnings = change_route(object, &object_name, &ready, change)?;
+                    Ok(())
+                },
             )
-            .await
+            .await?
         }
-    }
+    };
+    print_warnings(&warnings);
+    Ok(written)
 }
 
 fn change_ingress(
@@ -70,7 +79,7 @@ fn change_ingress(
     others: &[Ingress],
     ready: &lint::ReadyEndpoints,
     change: &mut Change<'_>,
-) -> Result<()> {
+) -> Result<Vec<Finding>> {
     let mut map = ingress::annotations_of(&object.metadata);
     if !CanaryAnnotations::from_map(&map).is_canary() {
         return Err(Error::failed(format!(
@@ -88,7 +97,7 @@ fn change_ingress(
 
     let mut all = others.to_vec();
     all.push(object.clone());
-    check_findings(&lint::lint_canary(object, &all, ready))
+    reject_errors(&lint::lint_canary(object, &all, ready))
 }
 
 fn change_route(
@@ -96,7 +105,7 @@ fn change_route(
     object_name: &str,
     ready: &lint::ReadyEndpoints,
     change: &mut Change<'_>,
-) -> Result<()> {
+) -> Result<Vec<Finding>> {
     let mut spec = target::route_spec(object)?;
     let mut state: RouteCanary = target::route_state(object)?.ok_or_else(|| {
         Error::failed(format!(
@@ -107,12 +116,12 @@ fn change_route(
     let mut rollout = target::rollout_state(Some(&map));
     change(&mut state.rules, &mut rollout)?;
 
-    check_findings(&lint::lint_route_canary(object_name, &state, ready))?;
+    let warnings = reject_errors(&lint::lint_route_canary(object_name, &state, ready))?;
     httproute::apply_canary(&mut spec, &state).map_err(Error::failed)?;
     write_route(object, &spec, &state, &mut map)?;
     write_rollout(&mut map, rollout.as_ref());
     object.metadata.annotations = Some(map);
-    Ok(())
+    Ok(warnings)
 }
 
 /// Stores the spec and the canary annotation of an HTTPRoute.
@@ -263,8 +272,6 @@ fn report(canary: &Canary, dry_run: DryRun, what: &str) -> Result<()> {
     if dry_run == DryRun::Client {
         return Ok(());
     }
-    let rules = canary.rules().unwrap_or_default();
-    tracing::debug!(previous = %describe_rules(&rules), "canary rules changed");
     eprintln!(
         "canary of {} {} now has {what}",
         canary.kind(),

@@ -8,7 +8,7 @@ use shared::{Error, OutputFormat, Result, ResultExt, Table};
 
 use crate::cli::{LintArgs, Provider, StatusArgs, TargetArgs};
 use crate::cluster::{Cluster, httproute_resource};
-use crate::commands::{describe_header, describe_rules};
+use crate::commands::describe_header;
 use crate::httproute;
 use crate::ingress;
 use crate::lint::{self, Finding, ReadyEndpoints};
@@ -258,7 +258,7 @@ async fn canary_namespaces(cluster: &Cluster) -> Result<Vec<String>> {
     Ok(namespaces)
 }
 
-/// Collects the statuses that `status` or `lint` asks for.
+/// Collects the statuses that `status` or `lint` requests.
 async fn collect(
     cluster: &Cluster,
     name: Option<&str>,
@@ -405,11 +405,6 @@ pub async fn status(cluster: &Cluster, args: &StatusArgs) -> Result<()> {
                 };
                 eprintln!("No canaries found in {place}.");
                 return Ok(());
-            }
-            if let [one] = statuses.as_slice()
-                && let (Some(weight), Some(total)) = (one.weight, one.total)
-            {
-                tracing::debug!(rules = %describe_rules(&crate::annotations::CanaryRules { weight, total, ..Default::default() }), "status of one canary");
             }
             shared::output::print(&render(&statuses, args.all_namespaces))
         }
