@@ -1,5 +1,5 @@
 //! Conformance of the local test API server: for each behaviour, what kube-apiserver (v1.30+)
-//! answers, checked as status code and `Status` body over raw HTTP requests.
+//! returns, checked as status code and `Status` body over raw HTTP requests.
 
 use std::time::{Duration, Instant};
 
@@ -358,7 +358,7 @@ fn list_pagination_and_selectors() {
     assert!(revision.parse::<u64>().is_ok());
 }
 
-/// Real server: dryRun=All validates and answers like a write but stores nothing.
+/// Real server: dryRun=All validates and responds like a write but stores nothing.
 #[test]
 fn dry_run_stores_nothing() {
     let server = TestServer::start(ServerOptions::default());
@@ -676,8 +676,8 @@ fn watch_from_compacted_version_is_gone() {
     );
 }
 
-/// Real server: unknown resources in a served group are a NotFound Status; unknown groups
-/// are a plain 404; aggregated discovery alone is not acceptable to a legacy-only server.
+/// Real server: an unknown resource in a served group is a NotFound Status, and an unknown
+/// group is a plain 404. A server without aggregated discovery rejects a request for it alone.
 #[test]
 fn unknown_paths_and_discovery() {
     let server = TestServer::start(ServerOptions::default());

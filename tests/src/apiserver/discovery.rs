@@ -140,10 +140,13 @@ fn resource_entry(resource: &ResourceType) -> Value {
     entry
 }
 
+/// Group-version (when it differs from the parent's) and kind of a subresource.
+type SubresourceKind<'a> = (Option<(&'a str, &'a str)>, &'a str);
+
 /// Kind, group, version and verbs of a subresource, as kube-apiserver lists them.
 fn subresource_entry(resource: &ResourceType, sub: &str) -> Value {
     let same = (None, resource.kind.as_str());
-    let ((group_version, kind), verbs): ((Option<(&str, &str)>, &str), &[&str]) = match sub {
+    let ((group_version, kind), verbs): (SubresourceKind<'_>, &[&str]) = match sub {
         "status" => (same, &["get", "patch", "update"]),
         "scale" => (
             (Some(("autoscaling", "v1")), "Scale"),
@@ -203,7 +206,7 @@ fn storage_version_hash(resource: &ResourceType) -> String {
 }
 
 /// Serves `/openapi/v2` as an empty Swagger 2.0 document: no paths and no definitions.
-/// kubectl asks for protobuf, where an empty message is a valid empty `Document`; with it,
+/// kubectl requests protobuf, where an empty message is a valid empty `Document`; with it,
 /// kubectl skips client-side validation of unknown kinds and reports unserved ones as
 /// "no matches for kind", as it does against a real server.
 pub(crate) fn openapi_v2(accept: &str) -> Reply {
@@ -219,7 +222,7 @@ pub(crate) fn openapi_v2(accept: &str) -> Reply {
     )
 }
 
-/// The `/openapi/v3` index: one entry per served group-version.
+/// Builds the `/openapi/v3` index with one entry per served group-version.
 pub(crate) fn openapi_root(registry: &Registry) -> Value {
     let mut paths = serde_json::Map::new();
     let mut group_versions = vec![("".to_string(), "v1".to_string())];

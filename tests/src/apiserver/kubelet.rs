@@ -83,7 +83,7 @@ impl ServerState {
     }
 }
 
-/// The pod CIDR of the node at `index` when its spec leaves it empty: 10.244.<index>.0/24.
+/// Returns the pod CIDR of the node at `index` when its spec leaves it empty: 10.244.<index>.0/24.
 fn node_pod_cidr(spec: &super::NodeSpec, index: usize) -> String {
     if spec.pod_cidr.is_empty() {
         format!("10.244.{index}.0/24")
@@ -92,8 +92,8 @@ fn node_pod_cidr(spec: &super::NodeSpec, index: usize) -> String {
     }
 }
 
-/// The simulated node's InternalIP: 172.18.0.<index + 2>. It is only a label in Node status;
-/// nothing is ever sent to it.
+/// Returns the simulated node's InternalIP, 172.18.0.<index + 2>. The address only appears in
+/// Node status, and nothing is ever sent to it.
 fn node_address(index: usize) -> String {
     format!("172.18.0.{}", index + 2)
 }

@@ -135,8 +135,8 @@ pub(crate) fn start_local_process(state: &Arc<ServerState>, pod: &Value, bin_dir
             match spawn(&argv, &path, env, &working_dir, &log) {
                 Ok((child, drained)) => {
                     let outcome = supervise(child, deadline, kill_receiver).await;
-                    // Output still in the pipe belongs in the log before the phase changes;
-                    // a leftover child holding the pipe open only delays this by the timeout.
+                    // Output still in the pipe belongs in the log before the phase changes.
+                    // A leftover child that keeps the pipe open delays this by the timeout only.
                     let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
                     outcome
                 }
@@ -171,7 +171,7 @@ fn spawn(
         .stderr(writer)
         .kill_on_drop(true);
     let child = command.spawn()?;
-    // The command still holds the write ends; dropping it lets the reader see end of file.
+    // The command keeps copies of the write ends, so it is dropped for the reader to see end of file.
     drop(command);
     let log = log.clone();
     let (drained_sender, drained) = oneshot::channel();

@@ -2,7 +2,7 @@
 //! (`kubectl create namespace|configmap|secret|serviceaccount|deployment`), into JSON.
 //!
 //! Only the message fields listed in the schema tables below are known. A field outside them
-//! is accepted when it holds its zero value, since Go's generated code writes every non-pointer
+//! is accepted when it contains its zero value, since Go's generated code writes every non-pointer
 //! field and JSON would omit it; any other unknown field rejects the request with 415, so
 //! nothing is silently dropped.
 
@@ -325,7 +325,7 @@ fn text(bytes: &[u8]) -> Result<String, ApiError> {
 
 fn map_entry(bytes: &[u8], binary: bool) -> Result<(String, Value), ApiError> {
     let mut key = String::new();
-    let mut value = if binary { json!("") } else { json!("") };
+    let mut value = json!("");
     for item in Reader::new(bytes) {
         match item.map_err(|e| unsupported(&e))? {
             (1, Wire::Bytes(b)) => key = text(b)?,
@@ -400,7 +400,7 @@ fn message(bytes: &[u8], fields: &'static [Field]) -> Result<Value, ApiError> {
             if let Value::Array(items) = list {
                 items.push(value);
             }
-        } else if !(value.as_object().is_some_and(Map::is_empty) && !field.keep_zero) {
+        } else if !value.as_object().is_some_and(Map::is_empty) || field.keep_zero {
             object.insert(field.name.to_string(), value);
         }
     }

@@ -50,6 +50,9 @@ impl EventType {
     }
 }
 
+/// Receives the events recorded after a subscription.
+pub(crate) type EventReceiver = broadcast::Receiver<Arc<Event>>;
+
 /// One change, as sent to watchers.
 #[derive(Debug)]
 pub(crate) struct Event {
@@ -179,16 +182,13 @@ impl Store {
             self.compacted = dropped.revision;
         }
         self.history.push_back(event.clone());
-        // Sending fails only when nobody watches, which is fine.
+        // Sending fails only when no watcher is subscribed, which is harmless.
         let _ = self.sender.send(event);
     }
 
     /// Subscribes to events after `revision`: the already recorded ones are returned, later
     /// ones arrive on the receiver. Fails with the compaction revision when `revision` is too old.
-    pub fn watch_from(
-        &self,
-        revision: u64,
-    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
+    pub fn watch_from(&self, revision: u64) -> Result<(Vec<Arc<Event>>, EventReceiver), u64> {
         if revision < self.compacted {
             return Err(self.compacted);
         }

@@ -81,7 +81,7 @@ pub(crate) fn column_definitions(resource: &ResourceType) -> Value {
     Value::Array(definitions)
 }
 
-/// One table row of an object.
+/// Builds the table row of one object.
 pub(crate) fn row(resource: &ResourceType, object: &Value, include_object: Option<&str>) -> Value {
     let cells: Vec<Value> = if resource.custom {
         let mut cells = vec![json!(meta::name_of(object))];
@@ -207,7 +207,7 @@ fn text_or_none(value: &Value) -> Value {
 }
 
 fn count(value: &Value) -> i64 {
-    value.as_object().map_or(0, |m| m.len() as i64) + 0
+    value.as_object().map_or(0, |m| m.len() as i64)
 }
 
 fn columns(kind: &str) -> Vec<Column> {
