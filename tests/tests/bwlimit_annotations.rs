@@ -95,7 +95,7 @@ fn set_other_workloads_annotates_templates() {
             "{target}"
         );
     }
-    // A ReplicaSet keeps its pods: the note says so.
+    // A ReplicaSet keeps its pods, and the note explains it.
     let output = env.bwlimit(&["set", "rs/cache", "--egress", "6M"]);
     assert!(
         stderr(&output).contains("a replicaset does not replace its pods"),

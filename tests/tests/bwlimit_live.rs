@@ -170,9 +170,13 @@ fn live_change_and_clear() {
     assert_eq!(tbf_rate(&net, &ifb), Some(5_000_000));
 
     let text = env.bwlimit_ok(&with_agent(&["clear", "pod/web", "--live"], &flags));
-    assert!(
-        text.starts_with("pod/web annotated and programmed on node node-1"),
-        "{text}"
+    assert_eq!(
+        text,
+        format!(
+            "pod/web annotations removed and limits cleared on node node-1: host interface {}, \
+             ingress none, egress none\n",
+            net.host_veth
+        )
     );
     assert_eq!(tbf_rate(&net, &net.host_veth), None);
     assert_eq!(redirect_target(&net), None);
@@ -346,4 +350,47 @@ fn pod_not_running_rejected_for_live() {
             .get(INGRESS)
             .is_none()
     );
+}
+
+#[test]
+fn set_deployment_live_programs_its_pods() {
+    let Some((env, net)) = setup() else { return };
+    env.apply(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: nginx:1.27}]}\n",
+    );
+    let text = env.bwlimit_ok(&with_agent(
+        &[
+            "set",
+            "deployment/web",
+            "--ingress",
+            "15M",
+            "--egress",
+            "15M",
+            "--live",
+        ],
+        &agent_flags(&net),
+    ));
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "deployment/web pod template annotated: ingress 15Mbit/s (15000000 bit/s), egress 15Mbit/s (15000000 bit/s)"
+        )
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("pod/web annotated and programmed on node node-1"),
+        "{text}"
+    );
+    let template =
+        env.get("deployment", "web")["spec"]["template"]["metadata"]["annotations"].clone();
+    assert_eq!(template[INGRESS], "15M");
+    assert_eq!(
+        env.get("pod", "web")["metadata"]["annotations"][EGRESS],
+        "15M"
+    );
+    assert_eq!(tbf_rate(&net, &net.host_veth), Some(1_875_000));
+    assert!(env.agent_pods().is_empty());
 }

@@ -12,7 +12,7 @@ use crate::rate::Rate;
 use crate::shaping::{self, Limits, ShapingState};
 use crate::tbf::TbfParams;
 
-/// What the agent does.
+/// Action of the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentAction {
     /// Program these limits.
@@ -69,7 +69,7 @@ pub struct AgentReport {
     pub action: String,
     /// UID of the pod.
     pub pod_uid: String,
-    /// Why the agent failed; the other fields hold what it found before.
+    /// Error of a failed action. The other fields keep what the agent found before failing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Network namespace file of the pod.
@@ -252,18 +252,18 @@ pub struct CniFile {
     /// Whether that plugin declares `capabilities: {"bandwidth": true}`, without which the
     /// runtime does not pass the annotations to it.
     pub bandwidth_capability: bool,
-    /// Why the file could not be read, if it could not.
+    /// Read or parse error of the file, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-/// What `agent check` found on the node.
+/// Findings of `agent check` on a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeCheckReport {
     /// Always `check`.
     pub action: String,
-    /// Why the check failed.
+    /// Error that stopped part of the check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// CNI configuration folder read.

@@ -1,6 +1,6 @@
 //! The `check` command: whether the cluster honours bandwidth annotations, as far as the API
 //! shows (CNI daemon sets, Cilium's bandwidth manager) and, with `--node`, as far as an agent
-//! on that node sees (the CNI chain and clsact qdiscs).
+//! on that node can read (the CNI chain and clsact qdiscs).
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -28,7 +28,7 @@ pub enum Level {
 pub struct Finding {
     /// Severity.
     pub level: Level,
-    /// What was found and what it means.
+    /// Finding and its meaning for the limits.
     pub text: String,
 }
 

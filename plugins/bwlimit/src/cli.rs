@@ -58,7 +58,7 @@ pub enum Command {
     Completion(CompletionArgs),
 }
 
-/// Which pods or workloads a command changes.
+/// Pods or workload a command changes.
 #[derive(Args, Debug, Clone)]
 #[command(group(ArgGroup::new("what").required(true).args(["target", "selector"])))]
 pub struct TargetArgs {
@@ -71,7 +71,7 @@ pub struct TargetArgs {
     pub selector: Option<String>,
 }
 
-/// How the node agent pods run.
+/// Settings of the node agent pods.
 #[derive(Args, Debug, Clone)]
 pub struct AgentPodArgs {
     /// Container image of the node agent.
@@ -186,7 +186,7 @@ pub struct AgentArgs {
     pub action: AgentCommand,
 }
 
-/// What the agent does.
+/// Subcommands of `agent`.
 #[derive(Subcommand, Debug, Clone)]
 pub enum AgentCommand {
     /// Program the limits on the pod's host-side veth.
@@ -336,7 +336,8 @@ mod tests {
         let Command::Get(args) = cli.command else {
             panic!("not get")
         };
-        assert!(args.all_namespaces && args.verify);
+        assert!(args.all_namespaces);
+        assert!(args.verify);
     }
 
     #[test]

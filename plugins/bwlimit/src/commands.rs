@@ -175,6 +175,11 @@ async fn change_pod(
     let node = pod.node.clone().unwrap_or_default();
     let settings = AgentPodSettings::new(agent, &pod.namespace, &node, &pod.uid);
     match live::run_agent(client, &settings, action, agent.agent_timeout).await {
+        Ok(report) if change.remove => say(&format!(
+            "pod/{} annotations removed and limits cleared on node {node}: {}",
+            pod.name,
+            describe_report(&report)
+        )),
         Ok(report) => say(&format!(
             "pod/{} annotated and programmed on node {node}: {}",
             pod.name,

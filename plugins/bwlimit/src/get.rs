@@ -31,7 +31,7 @@ pub struct Verification {
     pub live_egress: Option<u64>,
     /// Whether the programmed limits equal the annotations.
     pub matches: bool,
-    /// What differs, or why the agent could not read the pod.
+    /// Differences found, `match`, or the reason the agent could not read the pod.
     pub detail: String,
     /// Host-side interface read.
     pub host_interface: Option<String>,

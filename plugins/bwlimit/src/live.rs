@@ -24,14 +24,14 @@ pub const AGENT_LABEL: &str = "app.kubernetes.io/name";
 pub const AGENT_LABEL_VALUE: &str = "kubectl-bwlimit-agent";
 /// Label naming the UID of the pod the agent works on.
 pub const TARGET_UID_LABEL: &str = "bwlimit.kubectl-plugins.io/pod-uid";
-/// Where `agent check` finds the node's CNI configuration inside the agent pod.
+/// Mount path of the node's CNI configuration inside the agent pod of `check`.
 pub const CNI_MOUNT: &str = "/host/etc/cni/net.d";
 /// Seconds after which the kubelet stops an agent pod that has not finished.
 const ACTIVE_DEADLINE_SECONDS: i64 = 300;
 /// Interval between two reads of the agent pod's phase.
 const POLL_INTERVAL: Duration = Duration::from_millis(300);
 
-/// Where and how an agent pod runs.
+/// Placement and image of an agent pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentPodSettings {
     /// Container image.
@@ -109,10 +109,10 @@ pub fn agent_command(action: &AgentAction, settings: &AgentPodSettings) -> Vec<S
     command
 }
 
-/// Builds the agent pod: on the target's node, in the node's network and PID namespaces, with
-/// only NET_ADMIN (netlink changes), SYS_ADMIN (`setns` into the pod's network namespace) and
-/// SYS_PTRACE (opening another process's `/proc/<pid>/ns/net`), never privileged, tolerating
-/// every taint, and never restarted. With `mount_cni_config` the node's `/etc/cni/net.d` is
+/// Builds the agent pod. It runs on the target's node in the node's network and PID
+/// namespaces, never privileged, tolerating every taint, and never restarted. It gets only
+/// NET_ADMIN (netlink changes), SYS_ADMIN (`setns` into the pod's network namespace) and
+/// SYS_PTRACE (opening another process's `/proc/<pid>/ns/net`). With `mount_cni_config` the node's `/etc/cni/net.d` is
 /// mounted read-only at [`CNI_MOUNT`].
 pub fn agent_pod(settings: &AgentPodSettings, command: Vec<String>, mount_cni_config: bool) -> Pod {
     let mut labels = BTreeMap::from([
@@ -199,7 +199,7 @@ pub fn agent_pod(settings: &AgentPodSettings, command: Vec<String>, mount_cni_co
 }
 
 /// Finds the agent's report in its log: the last line that is a JSON object with an
-/// `action` field. The log also holds the agent's stderr, so other lines are skipped.
+/// `action` field. The log also contains the agent's stderr, so other lines are skipped.
 pub fn report_from_log(log: &str) -> Option<serde_json::Value> {
     log.lines()
         .rev()

@@ -362,9 +362,9 @@ impl Netlink {
     }
 
     /// Adds a filter under the ingress qdisc of `ifindex` that redirects every packet to the
-    /// egress of `target_ifindex`, and returns the classifier used: `matchall`, or on kernels
-    /// built without it (`CONFIG_NET_CLS_MATCHALL` unset) a `u32` filter whose only key has a
-    /// zero mask, so it also matches every packet.
+    /// egress of `target_ifindex`, and returns the classifier used. That is `matchall`, or a
+    /// `u32` filter on kernels built without it (`CONFIG_NET_CLS_MATCHALL` unset). The u32
+    /// filter's only key has a zero mask, so it also matches every packet.
     pub async fn add_redirect_filter(&self, ifindex: u32, target_ifindex: u32) -> Result<String> {
         let operation = format!("add the redirect filter to interface {ifindex}");
         let matchall = vec![TcOption::MatchAll(TcFilterMatchAllOption::Action(vec![

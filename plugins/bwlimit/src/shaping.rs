@@ -1,7 +1,7 @@
-//! Programs and reads the shaping of one pod on its host-side veth, the scheme of the CNI
-//! bandwidth plugin: a TBF root qdisc on the veth limits traffic into the pod, and an ingress
-//! qdisc with a match-all mirred redirect to an ifb device with a TBF root limits traffic out
-//! of the pod.
+//! Programs and reads the shaping of one pod on its host-side veth, with the scheme of the CNI
+//! bandwidth plugin. A TBF root qdisc on the veth limits traffic into the pod. An ingress qdisc
+//! on the veth redirects every packet to an ifb device whose TBF root limits traffic out of
+//! the pod.
 
 use serde::{Deserialize, Serialize};
 
@@ -234,6 +234,8 @@ async fn program_egress(
     snapshot: &Snapshot,
 ) -> Result<(), NetlinkError> {
     // Shape the ifb before redirecting to it, so that no packet passes unshaped.
+    // NOTE: the ifb outlives the pod. Deleting the pod removes the veth with its qdiscs and
+    // filter, but not this device, unless `clear --live` ran before; no agent removes orphans.
     let ifb_index = netlink.ensure_ifb(ifb).await?;
     netlink.replace_root_tbf(ifb_index, params).await?;
     if snapshot.had_redirect {

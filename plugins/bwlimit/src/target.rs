@@ -1,5 +1,5 @@
-//! What a command changes: one pod, the pod template of a workload, or the pods a label
-//! selector matches; and the annotations that carry the limits.
+//! Targets of a command (one pod, the pod template of a workload, or the pods a label
+//! selector matches) and the annotations that carry the limits.
 
 use std::collections::BTreeMap;
 

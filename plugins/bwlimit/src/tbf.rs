@@ -1,7 +1,7 @@
 //! Token bucket filter (TBF) parameters: the default burst and queue limit for a rate, and the
 //! raw TCA_OPTIONS attributes of the `tbf` qdisc, which netlink-packet-route has no type for.
 //!
-//! The layout follows `include/uapi/linux/pkt_sched.h`: `struct tc_tbf_qopt` holds two
+//! The layout follows `include/uapi/linux/pkt_sched.h`: `struct tc_tbf_qopt` contains two
 //! `struct tc_ratespec` (rate and peak rate), then `limit`, `buffer` and `mtu` as u32, all in
 //! the host's byte order.
 
@@ -42,7 +42,7 @@ pub struct TbfParams {
 
 impl TbfParams {
     /// Chooses the settings for a rate: `burst` when given, else [`default_burst`], and a
-    /// queue that holds [`QUEUE_LATENCY_MICROS`] of traffic on top of the burst.
+    /// queue that fits [`QUEUE_LATENCY_MICROS`] of traffic on top of the burst.
     pub fn for_rate(rate: Rate, burst: Option<u64>) -> TbfParams {
         let rate_bytes = rate.bytes_per_second();
         let burst_bytes = burst.unwrap_or_else(|| default_burst(rate));
@@ -92,8 +92,8 @@ fn ticks_to_bytes(ticks: u32, rate_bytes: u64) -> u64 {
 }
 
 /// Encodes the nested attributes of TCA_OPTIONS for `tbf`: TCA_TBF_PARMS, TCA_TBF_BURST and,
-/// for rates of 2^32 bytes/s and above, TCA_TBF_RATE64 (the 32-bit rate field then holds
-/// `u32::MAX`, as tc sends it).
+/// for rates of 2^32 bytes/s and above, TCA_TBF_RATE64 (the 32-bit rate field is then
+/// `u32::MAX`, as `tc` of iproute2 6.1 sends it).
 pub fn encode_options(params: &TbfParams) -> Vec<DefaultNla> {
     let burst = u32::try_from(params.burst_bytes).unwrap_or(u32::MAX);
     let limit = u32::try_from(params.limit_bytes).unwrap_or(u32::MAX);

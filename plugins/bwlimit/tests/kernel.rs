@@ -136,9 +136,52 @@ fn tbf_matches_what_tc_would_program() {
     assert_eq!(tbf[0]["options"]["rate"], 12_500_000);
     assert_eq!(tbf[0]["options"]["linklayer"], "ethernet");
     assert_eq!(tbf[0]["options"]["burst"], "64Kb/1");
-    // The queue holds the burst plus 25 ms at 12.5 MB/s.
+    // The queue fits the burst plus 25 ms at 12.5 MB/s.
     let requested = report.requested.unwrap().ingress.unwrap();
     assert_eq!(requested.limit_bytes, 65_536 + 312_500);
+}
+
+#[test]
+fn tbf_equals_one_made_by_tc() {
+    let Some(net) = setup() else { return };
+    assert_eq!(apply(&net, "100M", "100M", Some(64 * 1024)).error, None);
+
+    // The same qdisc made by tc on a second veth pair in the node's namespace: 100 Mbit/s,
+    // burst 64 KiB, and the agent's limit of the burst plus 25 ms at 12.5 MB/s.
+    let reference = format!("{}r", net.host_veth);
+    let peer = format!("{}s", net.host_veth);
+    run_ok(
+        "ip",
+        &[
+            "-n",
+            &net.node_ns,
+            "link",
+            "add",
+            &reference,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+        ],
+    );
+    in_netns(
+        &net.node_ns,
+        "tc",
+        &[
+            "qdisc", "add", "dev", &reference, "root", "handle", "1:", "tbf", "rate", "100mbit",
+            "burst", "65536", "limit", "378036",
+        ],
+    );
+
+    let ours = testnet::tc_json(
+        &net.node_ns,
+        &["-d", "qdisc", "show", "dev", &net.host_veth],
+    );
+    let theirs = testnet::tc_json(&net.node_ns, &["-d", "qdisc", "show", "dev", &reference]);
+    let ours = of_kind(&ours, "tbf")[0]["options"].clone();
+    let theirs = of_kind(&theirs, "tbf")[0]["options"].clone();
+    assert_eq!(ours, theirs);
 }
 
 #[test]

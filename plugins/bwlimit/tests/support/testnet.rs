@@ -1,6 +1,6 @@
 //! Network fixtures for the kernel tests: a "node" and a "pod" network namespace joined by a
-//! veth pair, named `bwt<pid><letter>-...` so that leftovers of crashed runs can be told
-//! apart from the namespaces of runs still alive. Dropping the fixture deletes both
+//! veth pair, named `bwt<pid><letter>-...` so that leftovers of crashed runs can be
+//! distinguished from the namespaces of runs still alive. Dropping the fixture deletes both
 //! namespaces, which also deletes every link inside them.
 
 #![allow(dead_code)]
