@@ -100,6 +100,22 @@ fn create_adds_weighted_backend_and_header_rule() {
     assert_eq!(json[0]["stable"][0]["ready"], 1);
     assert_eq!(json[0]["canaryService"]["name"], "hello-world-svc-v2");
 
+    assert_eq!(
+        env.canary_ok(&["lint"]),
+        "no problems found in 1 canaries\n"
+    );
+    env.endpoints("hello-world-svc-v2", &[false]);
+    let lint = env.canary_ok(&["lint", "hello-world"]);
+    assert_eq!(
+        lint,
+        "warning: httproute/hello-world: canary Service hello-world-svc-v2 has no ready endpoints, so requests sent to it fail\n"
+    );
+    assert_fails(
+        &env.canary(&["lint", "--strict"]),
+        1,
+        "1 warnings found, and --strict fails on warnings",
+    );
+
     assert_fails(
         &env.canary(&["create", "hello-world", "--service", "hello-world-svc-v2"]),
         1,

@@ -273,6 +273,16 @@ fn bad_weight_changes_nothing() {
         2,
         "weight 101 is out of range",
     );
+    assert_fails(
+        &env.canary(&["set-header", "hello-world", "X:Canary"]),
+        1,
+        "pre-flight checks failed, so nothing was written",
+    );
+    assert_fails(
+        &env.canary(&["set-cookie", "hello-world", "be ta"]),
+        1,
+        "cookie name \"be ta\"",
+    );
     assert_eq!(resource_version(&env, "hello-world-canary"), before);
     assert!(!env.exists("ingress", "x"));
 }

@@ -113,6 +113,37 @@ fn verify_sends_host_header_and_count() {
 }
 
 #[test]
+fn verify_sends_headers_and_cookies() {
+    let server = HelloServer::start(0.5, Marker::Body);
+    let output = canary(&[
+        "verify",
+        "--url",
+        &server.url(),
+        "-n",
+        "10",
+        "--header",
+        "X-Canary:always",
+        "--cookie",
+        "beta=always",
+        "--cookie",
+        "region=eu",
+        "--canary-match",
+        "v2",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let heads = server.heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 10);
+    for head in &heads {
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.contains("x-canary: always\r\n"), "{head}");
+        assert!(
+            lower.contains("cookie: beta=always; region=eu\r\n"),
+            "{head}"
+        );
+    }
+}
+
+#[test]
 fn verify_unreachable_url_fails() {
     // Bind and drop a listener to get a loopback port with nothing behind it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -208,6 +208,8 @@ pub struct HelloServer {
     pub addr: SocketAddr,
     pub requests: Arc<AtomicU64>,
     pub hosts: Arc<Mutex<Vec<String>>>,
+    /// Request line and headers of every request, as received.
+    pub heads: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -219,9 +221,11 @@ impl HelloServer {
         let addr = listener.local_addr().expect("local address");
         let requests = Arc::new(AtomicU64::new(0));
         let hosts = Arc::new(Mutex::new(Vec::new()));
+        let heads = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (requests, hosts, stop) = (requests.clone(), hosts.clone(), stop.clone());
+            let (requests, hosts, heads, stop) =
+                (requests.clone(), hosts.clone(), heads.clone(), stop.clone());
             std::thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -231,7 +235,7 @@ impl HelloServer {
                     let index = requests.fetch_add(1, Ordering::SeqCst);
                     let canary = ((index + 1) as f64 * canary_share).floor()
                         > (index as f64 * canary_share).floor();
-                    answer(stream, canary, marker, &hosts);
+                    answer(stream, canary, marker, &hosts, &heads);
                 }
             })
         };
@@ -239,6 +243,7 @@ impl HelloServer {
             addr,
             requests,
             hosts,
+            heads,
             stop,
             thread: Some(thread),
         }
@@ -250,7 +255,13 @@ impl HelloServer {
     }
 }
 
-fn answer(mut stream: TcpStream, canary: bool, marker: Marker, hosts: &Mutex<Vec<String>>) {
+fn answer(
+    mut stream: TcpStream,
+    canary: bool,
+    marker: Marker,
+    hosts: &Mutex<Vec<String>>,
+    heads: &Mutex<Vec<String>>,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut head = Vec::new();
     let mut buffer = [0u8; 1024];
@@ -261,6 +272,7 @@ fn answer(mut stream: TcpStream, canary: bool, marker: Marker, hosts: &Mutex<Vec
         }
     }
     let head = String::from_utf8_lossy(&head).to_string();
+    heads.lock().unwrap().push(head.clone());
     if let Some(host) = head.lines().find_map(|line| {
         line.strip_prefix("host: ")
             .or_else(|| line.strip_prefix("Host: "))
