@@ -869,3 +869,54 @@ fn state_folder_holds_objects() {
     Api::new(&server).delete(&format!("{CM}/kept"));
     assert!(!file.exists());
 }
+
+/// Real server: deleting an object with finalizers only sets deletionTimestamp; the update
+/// that removes the last finalizer deletes it.
+#[test]
+fn finalizers_delay_deletion() {
+    let server = TestServer::start(ServerOptions::default());
+    let api = Api::new(&server);
+    let mut body = config_map("held");
+    body["metadata"]["finalizers"] = json!(["example.com/cleanup"]);
+    assert_eq!(api.post(CM, body).code, 201);
+
+    let deleted = api.delete(&format!("{CM}/held"));
+    assert_eq!(deleted.code, 200);
+    assert!(deleted.body["metadata"]["deletionTimestamp"].is_string());
+    let still = api.get(&format!("{CM}/held"));
+    assert_eq!(still.code, 200);
+    assert!(still.body["metadata"]["deletionTimestamp"].is_string());
+
+    let released = api.patch(
+        &format!("{CM}/held"),
+        "application/merge-patch+json",
+        json!({"metadata": {"finalizers": null}}),
+    );
+    assert_eq!(released.code, 200);
+    assert_eq!(api.get(&format!("{CM}/held")).code, 404);
+}
+
+/// Real server: `as=PartialObjectMetadataList` returns metadata only, as kube's metadata API uses.
+#[test]
+fn metadata_only_list() {
+    let server = TestServer::start(ServerOptions::default());
+    let api = Api::new(&server);
+    api.post(CM, config_map("meta"));
+    let list = api.send(
+        Method::GET,
+        CM,
+        "application/json",
+        "",
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+    );
+    assert_eq!(list.body["kind"], "PartialObjectMetadataList");
+    let item = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["metadata"]["name"] == "meta")
+        .expect("item")
+        .clone();
+    assert_eq!(item["kind"], "PartialObjectMetadata");
+    assert!(item["data"].is_null());
+}

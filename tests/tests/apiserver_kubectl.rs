@@ -710,3 +710,59 @@ fn create_with_protobuf_body() {
         stderr(&job)
     );
 }
+
+#[test]
+fn binary_prints_address_and_serves() {
+    use std::io::BufRead;
+
+    let status = run(std::process::Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "kubectl-plugins-tests",
+            "--bin",
+            "test-apiserver",
+        ]));
+    assert!(status.status.success(), "{}", stderr(&status));
+    let folder = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = folder.path().join("kubeconfig");
+    let mut child = std::process::Command::new(testkit::plugins::bin_dir().join("test-apiserver"))
+        .args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
+        .arg(&kubeconfig)
+        .args(["--node", "node-a=docker://24.0.7"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("test-apiserver starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("address line");
+    let output = run(testkit::plugins::kubectl()
+        .env("KUBECONFIG", &kubeconfig)
+        .args([
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[0].status.nodeInfo.containerRuntimeVersion}",
+        ]));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("https://127.0.0.1:"), "{line}");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "docker://24.0.7");
+
+    let bad = run(
+        std::process::Command::new(testkit::plugins::bin_dir().join("test-apiserver"))
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .args(["--serve-group-version", "apps/v1beta1"]),
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("unsupported extra group-version \"apps/v1beta1\""),
+        "{}",
+        stderr(&bad)
+    );
+}

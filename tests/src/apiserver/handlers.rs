@@ -398,7 +398,15 @@ fn get(
         );
         return Ok(Reply::Json(200, table));
     }
+    if request.wants_metadata() && subresource.is_none() {
+        return Ok(Reply::Json(200, partial_metadata(&object)));
+    }
     Ok(Reply::Json(200, to_request_version(resource, &object)))
+}
+
+/// Returns the `PartialObjectMetadata` form of an object.
+pub(crate) fn partial_metadata(object: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": object["metadata"]})
 }
 
 /// Parsed `labelSelector` and `fieldSelector` of a request.
@@ -518,6 +526,13 @@ fn list(
             Some(list_meta),
         );
         return Ok(Reply::Json(200, table));
+    }
+    if request.wants_metadata() {
+        let items: Vec<Value> = items.iter().map(|item| partial_metadata(item)).collect();
+        return Ok(Reply::Json(
+            200,
+            json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "items": items}),
+        ));
     }
     Ok(Reply::Raw(
         200,
@@ -681,6 +696,7 @@ pub(crate) fn create_object(
     if let Some(map) = metadata.as_object_mut() {
         map.remove("resourceVersion");
         map.remove("deletionTimestamp");
+        map.remove("deletionGracePeriodSeconds");
         map.remove("selfLink");
     }
     if admission::tracks_generation(resource) {
@@ -810,6 +826,7 @@ pub(crate) fn write_update(
         "uid",
         "creationTimestamp",
         "deletionTimestamp",
+        "deletionGracePeriodSeconds",
         "generation",
         "namespace",
         "name",
@@ -858,6 +875,12 @@ pub(crate) fn write_update(
         object,
         EventType::Modified,
     );
+    let finalized = !stored["metadata"]["deletionTimestamp"].is_null()
+        && stored["metadata"]["finalizers"].is_null()
+        && !(resource.kind == "Namespace" && resource.storage_group.is_empty());
+    if finalized {
+        return delete_object(state, store, resource, &stored);
+    }
     after_update(state, store, resource, &stored);
     Ok(stored)
 }
@@ -1112,6 +1135,23 @@ pub(crate) fn delete_object(
         let stored = store.put(object_key, terminating, EventType::Modified);
         admission::schedule_namespace_cleanup(state, &name);
         return Ok(stored);
+    }
+    // An object with finalizers only gets a deletionTimestamp; it is removed by the update
+    // that clears its last finalizer.
+    if old["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|finalizers| !finalizers.is_empty())
+    {
+        if !old["metadata"]["deletionTimestamp"].is_null() {
+            return Ok(old.clone());
+        }
+        let mut marked = (**old).clone();
+        marked["metadata"]["deletionTimestamp"] = json!(meta::now());
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        if resource.storage_group.is_empty() && resource.kind == "Pod" && !resource.custom {
+            kubelet::pod_deleted(state, &namespace, &name);
+        }
+        return Ok(store.put(object_key, marked, EventType::Modified));
     }
     if resource.storage_group == "apiextensions.k8s.io"
         && resource.kind == "CustomResourceDefinition"

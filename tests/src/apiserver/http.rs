@@ -220,6 +220,11 @@ impl ApiRequest {
     pub fn wants_table(&self) -> bool {
         self.accept.contains("as=Table")
     }
+
+    /// True for `as=PartialObjectMetadata` or `as=PartialObjectMetadataList` requests.
+    pub fn wants_metadata(&self) -> bool {
+        self.accept.contains("as=PartialObjectMetadata")
+    }
 }
 
 /// A handler's result before it becomes an HTTP response.

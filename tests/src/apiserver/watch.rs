@@ -25,6 +25,8 @@ struct Watcher {
     name: Option<String>,
     filter: Filter,
     table: bool,
+    /// Objects are sent as `PartialObjectMetadata`.
+    metadata_only: bool,
     include_object: Option<String>,
     /// Column definitions go only into the first Table event, as kube-apiserver does.
     sent_columns: bool,
@@ -77,6 +79,8 @@ impl Watcher {
             }
             self.sent_columns = true;
             table
+        } else if self.metadata_only {
+            super::handlers::partial_metadata(object)
         } else {
             to_request_version(&self.resource, object)
         };
@@ -113,6 +117,7 @@ pub(crate) fn start(
         name: name.map(str::to_string),
         filter,
         table: request.wants_table(),
+        metadata_only: request.wants_metadata(),
         include_object: request.param("includeObject").map(str::to_string),
         sent_columns: false,
     };
