@@ -311,3 +311,31 @@ fn check_detects_cilium_bandwidth_manager() {
         "{text}"
     );
 }
+
+#[test]
+fn set_started_job_annotates_its_pods() {
+    let env = Env::start();
+    env.apply(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: batch}\nspec:\n  selector: {matchLabels: {run: batch}}\n  manualSelector: true\n  template:\n    metadata: {labels: {run: batch}}\n    spec:\n      restartPolicy: Never\n      containers: [{name: batch, image: busybox:1.36}]\n",
+    );
+    env.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: batch-1, labels: {run: batch}}\nspec:\n  containers: [{name: batch, image: busybox:1.36}]\n",
+    );
+    let output = env.bwlimit(&["set", "job/batch", "--egress", "5M"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "pod/batch-1 annotated: egress 5Mbit/s (5000000 bit/s)\n"
+    );
+    assert!(
+        stderr(&output).starts_with("note: the pod template of job/batch is immutable"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        env.get("pod", "batch-1")["metadata"]["annotations"][EGRESS],
+        "5M"
+    );
+    let template = template_annotations(&env, "job", "batch");
+    assert!(template.get(EGRESS).is_none(), "{template}");
+}

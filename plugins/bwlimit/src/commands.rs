@@ -119,7 +119,7 @@ async fn change_target(
         Target::Workload { kind, name } => {
             let pods =
                 change_workload(&client, namespace, *kind, name, &change, live.is_some()).await?;
-            if live.is_none() {
+            if pods.is_empty() {
                 return Ok(());
             }
             pods
@@ -219,7 +219,8 @@ pub fn describe_report(report: &AgentReport) -> String {
     format!("host interface {host}, ingress {ingress}, egress {egress}")
 }
 
-/// Annotates a workload's pod template and returns its pods when `live` needs them.
+/// Annotates a workload's pod template and returns the pods that still need a change: its
+/// running pods for `live`, or for a started Job, whose template is immutable, its pods.
 async fn change_workload(
     client: &Client,
     namespace: &str,
@@ -240,7 +241,28 @@ async fn change_workload(
         .map_err(|e| Error::failed(format!("{}/{name}: {e}", kind.name())))?;
 
     let patch = target::template_patch(change.annotations());
-    pods::patch_workload(client, namespace, kind, name, &patch).await?;
+    let patched = pods::patch_workload(client, namespace, kind, name, &patch).await;
+    if kind == WorkloadKind::Job && patched.as_ref().err().and_then(Error::api_status) == Some(422)
+    {
+        // The API server rejects pod template changes of a Job once it has started, so the
+        // Job's own pods carry the annotations instead.
+        eprintln!(
+            "note: the pod template of job/{name} is immutable once the Job has started: \
+             annotating its pods instead, and pods it creates later get no limit"
+        );
+        let pods = pods::list_pods(client, Some(namespace), Some(&selector)).await?;
+        if pods.is_empty() {
+            return Err(Error::failed(format!(
+                "job/{name} has no pods to annotate and its pod template is immutable"
+            )));
+        }
+        return Ok(pods
+            .into_iter()
+            .filter(|p| !live || p.phase == "Running")
+            .collect());
+    }
+    patched?;
+
     say(&format!(
         "{}/{name} pod template annotated: {}",
         kind.name(),
