@@ -1,6 +1,6 @@
-//! A real concurrent modification against the local test API server: another writer changes the
-//! object between the plugin's read and its write, so the write fails with 409 Conflict and is
-//! retried on the fresh object without losing the other writer's change.
+//! A real concurrent modification against the local test API server. Another writer changes the
+//! object between the plugin's read and its write, so the write fails with 409 Conflict. The
+//! plugin then retries on the fresh object and keeps the other writer's change.
 
 use std::process::Command;
 
