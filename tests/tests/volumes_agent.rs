@@ -219,6 +219,7 @@ fn round_trip(location: &Location, work: &Path) {
     );
 
     let target = work.join("restored-2");
+    std::fs::create_dir(&target).unwrap();
     let restored = agent(
         location,
         PASSWORD,
@@ -240,6 +241,7 @@ fn round_trip(location: &Location, work: &Path) {
     );
 
     let target = work.join("restored-1");
+    std::fs::create_dir(&target).unwrap();
     let restored = agent(
         location,
         PASSWORD,
@@ -350,13 +352,15 @@ fn tampered_chunk_is_detected() {
         "{stderr}"
     );
 
+    let target = work.path().join("restored");
+    std::fs::create_dir(&target).unwrap();
     let restore = agent(
         &location,
         PASSWORD,
         &[
             "restore",
             "--target",
-            work.path().join("restored").to_str().unwrap(),
+            target.to_str().unwrap(),
             "--snapshot",
             backup["snapshot"].as_str().unwrap(),
         ],

@@ -164,6 +164,9 @@ pub struct BackupCreateArgs {
     /// Objects per LIST page.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub page_size: u32,
+
+    #[command(flatten)]
+    pub volumes: crate::volumes::VolumeBackupArgs,
 }
 
 /// Arguments of `backup get`.
@@ -253,6 +256,9 @@ pub struct RestoreCreateArgs {
 
     #[command(flatten)]
     pub location: LocationArgs,
+
+    #[command(flatten)]
+    pub volumes: crate::volumes::VolumeArgs,
 
     #[command(flatten)]
     pub filters: FilterArgs,

@@ -98,7 +98,7 @@ pub struct AgentRestoreArgs {
     #[command(flatten)]
     pub repository: AgentRepositoryArgs,
 
-    /// Folder to restore into (the mounted new volume); created when missing.
+    /// Folder to restore into (the mounted new volume); it must exist.
     #[arg(long, value_name = "DIR")]
     pub target: PathBuf,
 
@@ -175,6 +175,14 @@ async fn backup(args: AgentBackupArgs) -> Result<()> {
 }
 
 async fn restore(args: AgentRestoreArgs) -> Result<()> {
+    // A missing target means the volume is not mounted; writing there would fill the
+    // container's own file system instead of the volume.
+    if !args.target.is_dir() {
+        return Err(Error::usage(format!(
+            "restore target {} is not a directory: mount the volume there or create the folder",
+            args.target.display()
+        )));
+    }
     let password = read_password(args.repository.password_file.as_deref())?;
     let backend = open_backend(&args.repository).await?;
     let repository = Repository::open(backend, &password).await?;

@@ -70,6 +70,8 @@ async fn create(kube: &KubeArgs, args: BackupCreateArgs) -> Result<()> {
             return Err(Error::Exit(EXIT_INTERRUPTED));
         }
     };
+    let volume_line = crate::volumes::backup_step(&client, &store, &args.location, &manifest, &args.volumes).await?;
+    shared::output::print(&volume_line)?;
     shared::output::print(&format!(
         "backup {} completed: {} objects in {}\n",
         manifest.name,
@@ -172,7 +174,13 @@ async fn describe(args: BackupDescribeArgs) -> Result<()> {
                 shared::output::print_structured(&summary, args.output.output)
             }
         }
-        _ => shared::output::print(&describe_text(&manifest, store.url(), args.details)),
+        _ => {
+            let mut text = describe_text(&manifest, store.url(), args.details);
+            if args.details {
+                text.push_str(&crate::volumes::details_text(&crate::volumes::read_records(&store, &args.name).await?));
+            }
+            shared::output::print(&text)
+        }
     }
 }
 
@@ -295,7 +303,11 @@ async fn delete_keys(store: &Store, keys: Vec<String>) -> Result<()> {
 async fn verify(args: BackupNameArgs) -> Result<()> {
     let store = open_store(&args.location, false).await?;
     let manifest = read_manifest(&store, &args.name).await?;
-    let problems = verify_objects(&store, &manifest).await;
+    let mut problems = verify_objects(&store, &manifest).await;
+    if let Some((line, volume_problems)) = crate::volumes::verify_step(&store, &args.name).await? {
+        shared::output::print(&line)?;
+        problems.extend(volume_problems);
+    }
     if problems.is_empty() {
         return shared::output::print(&format!(
             "backup {} verified: {} objects match their SHA-256\n",

@@ -76,6 +76,10 @@ async fn create(kube: &KubeArgs, args: RestoreCreateArgs) -> Result<()> {
         crd_timeout: Duration::from_secs(args.crd_timeout),
         target_context: target.context.clone(),
         target_server: target.config.cluster_url.to_string(),
+        volumes: Some(crate::volumes::VolumeRestore {
+            store_config: crate::volumes::resolve_store_config(&args.location)?,
+            args: args.volumes.clone(),
+        }),
     };
 
     let result = create_restore(&client, &store, &request).await?;

@@ -29,7 +29,7 @@ pub use crypto::{KeyFile, MasterKey};
 pub use index::Index;
 pub use restore::{RestoreOptions, RestoreStats, restore_snapshot};
 pub use snapshot::{Snapshot, SnapshotStats, SnapshotTags, Tree};
-pub use verify::{VerifyReport, verify_repository};
+pub use verify::{VerifyReport, verify_repository, verify_snapshots};
 
 /// Format version written to `config`; readers reject other versions.
 pub const FORMAT_VERSION: u32 = 1;

@@ -1,12 +1,13 @@
 //! Full check of a repository: every pack read, every chunk opened, decompressed and rehashed,
 //! and every chunk that a snapshot names found in the index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::crypto::ChunkId;
 use super::pack::{BlobEntry, blob_bytes, open_chunk, pack_key, read_header};
 use super::{Error, Repository};
 
@@ -28,11 +29,24 @@ pub struct VerifyReport {
 /// Checks every chunk of the repository. Damage is listed in the report; only a failure to
 /// read the repository at all is an error.
 pub async fn verify_repository(repository: &Repository) -> Result<VerifyReport, Error> {
+    verify_snapshots(repository, None).await
+}
+
+/// Checks the snapshots with the given ids and every chunk they refer to, or the whole
+/// repository when `only` is `None`.
+pub async fn verify_snapshots(
+    repository: &Repository,
+    only: Option<&[String]>,
+) -> Result<VerifyReport, Error> {
     let index = repository.load_index().await?;
     let mut report = VerifyReport::default();
+    let mut referenced: HashSet<ChunkId> = HashSet::new();
 
     // Every chunk a snapshot refers to must be indexed.
     for (id, snapshot) in repository.snapshots().await? {
+        if only.is_some_and(|ids| !ids.contains(&id)) {
+            continue;
+        }
         report.snapshots += 1;
         let tree = match repository.tree(&snapshot).await {
             Ok(tree) => tree,
@@ -43,6 +57,7 @@ pub async fn verify_repository(repository: &Repository) -> Result<VerifyReport, 
         };
         for node in &tree.nodes {
             for chunk in node.extents.iter().flat_map(|extent| &extent.chunks) {
+                referenced.insert(chunk.id);
                 if !index.contains(&chunk.id) {
                     report.problems.push(format!(
                         "snapshot {id}: chunk {} of {} is missing from the index",
@@ -56,7 +71,10 @@ pub async fn verify_repository(repository: &Repository) -> Result<VerifyReport, 
 
     // Every indexed chunk must open and match its id.
     let mut by_pack: BTreeMap<u32, Vec<BlobEntry>> = BTreeMap::new();
-    for (_, location) in index.iter() {
+    for (id, location) in index.iter() {
+        if only.is_some() && !referenced.contains(id) {
+            continue;
+        }
         by_pack
             .entry(location.pack)
             .or_default()

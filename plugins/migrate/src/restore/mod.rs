@@ -45,6 +45,8 @@ pub struct RestoreRequest {
     pub crd_timeout: Duration,
     pub target_context: Option<String>,
     pub target_server: String,
+    /// Location settings and agent flags for restoring volume data; `None` restores none.
+    pub volumes: Option<crate::volumes::VolumeRestore>,
 }
 
 /// Reads a complete backup: its manifest and every object, each checked against its SHA-256.
@@ -181,7 +183,7 @@ pub async fn create_restore(client: &Client, store: &Store, request: &RestoreReq
             wait_for_crds(client, &created_crds, request.crd_timeout).await?;
         }
         if phase == Phase::Storage {
-            restore_volume_data(store, &request.backup).await?;
+            restore_volume_data(client, store, request).await?;
         }
     }
     bar.finish_and_clear();
@@ -205,18 +207,8 @@ pub async fn create_restore(client: &Client, store: &Store, request: &RestoreReq
 }
 
 /// Restores the volume data of the backup's PVCs, between the storage phase and the workloads.
-///
-/// NOTE: the volume-data engine lives in `crate::repo`; until it is wired here, a backup that
-/// holds volume data (keys under `backups/<name>/volumes/`) fails the restore at this point
-/// rather than starting workloads on empty volumes. A backup without volume data passes.
-async fn restore_volume_data(store: &Store, backup: &str) -> Result<()> {
-    let prefix = format!("{}volumes/", format::backup_prefix(backup));
-    if store.list(&prefix).await?.is_empty() {
-        return Ok(());
-    }
-    Err(Error::failed(format!(
-        "backup {backup} holds volume data, which this build cannot restore yet: restore with --exclude-resources persistentvolumeclaims,persistentvolumes or copy the data yourself"
-    )))
+async fn restore_volume_data(client: &Client, store: &Store, request: &RestoreRequest) -> Result<()> {
+    crate::volumes::restore_step(client, store, request).await
 }
 
 /// Adds a Namespace for every target namespace that objects need but the backup lacks.

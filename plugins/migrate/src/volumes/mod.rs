@@ -27,9 +27,9 @@ pub use selection::{
     PodSelection, SelectedVolume, SkippedVolume, VolumeSource, select_pod_volumes,
 };
 
-/// Flags of volume data backup and restore.
-#[derive(Args, Debug, Clone, Default)]
-pub struct VolumeArgs {
+/// Flags of `backup create` that select volumes and reach their data.
+#[derive(Args, Debug, Clone)]
+pub struct VolumeBackupArgs {
     /// Back up every PVC and emptyDir volume of the selected pods, not only those named in
     /// the pod annotation backup.velero.io/backup-volumes.
     #[arg(long)]
@@ -40,6 +40,13 @@ pub struct VolumeArgs {
     #[arg(long, value_name = "DIR", default_value = "/var/lib/kubelet")]
     pub kubelet_root_dir: String,
 
+    #[command(flatten)]
+    pub agent: VolumeArgs,
+}
+
+/// Flags of the agent pods that move volume data, for backup and restore.
+#[derive(Args, Debug, Clone, Default)]
+pub struct VolumeArgs {
     /// Image of the agent pods that move volume data.
     #[arg(long, value_name = "IMAGE")]
     pub agent_image: Option<String>,
@@ -122,7 +129,7 @@ pub async fn backup_volumes(
     store_config: &StoreConfig,
     backup: &str,
     namespaces: &[String],
-    args: &VolumeArgs,
+    args: &VolumeBackupArgs,
 ) -> Result<VolumeBackupSummary> {
     let mut summary = VolumeBackupSummary::default();
     let mut selected = Vec::new();
@@ -155,14 +162,14 @@ pub async fn backup_volumes(
     }
 
     // The plugin creates the repository once, so parallel agents never race to initialize it.
-    let password = crate::agent::read_password(args.password_file.as_deref())?;
+    let password = crate::agent::read_password(args.agent.password_file.as_deref())?;
     Repository::open_or_init(
         std::sync::Arc::new(StoreBackend::new(store.clone())),
         &password,
     )
     .await?;
 
-    let settings = agent_settings(args);
+    let settings = agent_settings(&args.agent, &args.kubelet_root_dir);
     let location = agent_location(store_config)?;
     let run = AgentRun {
         client,
@@ -240,7 +247,8 @@ pub async fn restore_volumes(
     }
 
     let password = crate::agent::read_password(args.password_file.as_deref())?;
-    let settings = agent_settings(args);
+    // Restore pods mount claims only, so the kubelet folder is not used.
+    let settings = agent_settings(args, "/var/lib/kubelet");
     let location = agent_location(store_config)?;
     let run = AgentRun {
         client,
@@ -303,7 +311,7 @@ fn selected_namespaces(selected: &[SelectedVolume]) -> Vec<String> {
         .collect()
 }
 
-fn agent_settings(args: &VolumeArgs) -> AgentSettings {
+fn agent_settings(args: &VolumeArgs, kubelet_root_dir: &str) -> AgentSettings {
     let mut run_id = [0u8; 4];
     // The process id is unique enough for names when the random source fails.
     if getrandom::fill(&mut run_id).is_err() {
@@ -314,7 +322,7 @@ fn agent_settings(args: &VolumeArgs) -> AgentSettings {
             .agent_image
             .clone()
             .unwrap_or_else(shared::agent::default_agent_image),
-        kubelet_root_dir: args.kubelet_root_dir.clone(),
+        kubelet_root_dir: kubelet_root_dir.to_string(),
         cpu_request: args.agent_cpu_request.clone(),
         memory_request: args.agent_memory_request.clone(),
         memory_limit: args.agent_memory_limit.clone(),
@@ -513,4 +521,205 @@ fn parse_result(log: &str) -> Result<BackupResult> {
         .ok_or_else(|| Error::failed("the agent pod printed no result line"))?;
     serde_json::from_str(line)
         .map_err(|error| Error::failed(format!("invalid agent result line: {error}")))
+}
+
+/// Resolves `--location` to its settings, as the resource commands do, for the agent pods.
+pub fn resolve_store_config(args: &crate::cli::LocationArgs) -> Result<StoreConfig> {
+    let paths = crate::locations::Paths::from_process()?;
+    let config = crate::locations::LocationsConfig::load(&paths.config_file)?;
+    config.resolve(&paths, args)
+}
+
+/// Namespaces that hold objects of a backup, where its pods' volumes are looked for.
+pub fn namespaces_in(manifest: &crate::format::Manifest) -> Vec<String> {
+    let mut namespaces: Vec<String> = manifest
+        .objects
+        .iter()
+        .filter(|entry| entry.object.resource == "pods")
+        .filter_map(|entry| entry.object.namespace.clone())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    namespaces
+}
+
+/// The volume step of `backup create`: copies the selected volumes of the backed-up pods and
+/// returns the line to print; fails when any selected volume could not be copied.
+pub async fn backup_step(
+    client: &Client,
+    store: &Store,
+    location: &crate::cli::LocationArgs,
+    manifest: &crate::format::Manifest,
+    args: &VolumeBackupArgs,
+) -> Result<String> {
+    let namespaces = namespaces_in(manifest);
+    if namespaces.is_empty() {
+        return Ok(String::new());
+    }
+    let store_config = resolve_store_config(location)?;
+    let summary = backup_volumes(
+        client,
+        store,
+        &store_config,
+        &manifest.name,
+        &namespaces,
+        args,
+    )
+    .await?;
+    if !summary.failures.is_empty() {
+        return Err(Error::failed(format!(
+            "backup {}: {} of {} volumes failed: {}",
+            manifest.name,
+            summary.failures.len(),
+            summary.failures.len() + summary.records.len(),
+            summary.failures.join("; ")
+        )));
+    }
+    if summary.records.is_empty() && summary.skipped.is_empty() {
+        return Ok(String::new());
+    }
+    let new_bytes: u64 = summary
+        .records
+        .iter()
+        .map(|record| record.stats.new_bytes)
+        .sum();
+    Ok(format!(
+        "volume data: {} volumes copied ({} new bytes), {} not copied\n",
+        summary.records.len(),
+        new_bytes,
+        summary.skipped.len()
+    ))
+}
+
+/// What a restore needs to run restore pods: the location as agents reach it and their flags.
+#[derive(Debug, Clone)]
+pub struct VolumeRestore {
+    pub store_config: StoreConfig,
+    pub args: VolumeArgs,
+}
+
+/// The volume step of `restore create`, run after the claims exist and before any workload:
+/// fills every restored claim from its snapshot. A dry run only lists the claims.
+pub async fn restore_step(
+    client: &Client,
+    store: &Store,
+    request: &crate::restore::RestoreRequest,
+) -> Result<()> {
+    let records = read_records(store, &request.backup).await?;
+    if records.is_empty() {
+        return Ok(());
+    }
+    let Some(volumes) = &request.volumes else {
+        return Err(Error::failed(format!(
+            "backup {} holds volume data but this restore has no location settings for agent pods",
+            request.backup
+        )));
+    };
+    if request.dry_run {
+        for record in &records {
+            eprintln!(
+                "dry run: would restore volume {}/{}/{} from snapshot {}",
+                record.namespace, record.pod, record.volume, record.snapshot
+            );
+        }
+        return Ok(());
+    }
+    let mappings = &request.plan.mappings;
+    let restored = restore_volumes(
+        client,
+        store,
+        &volumes.store_config,
+        &request.backup,
+        &|namespace| mappings.namespace(namespace).to_string(),
+        &volumes.args,
+    )
+    .await?;
+    for claim in restored {
+        eprintln!("volume data restored into PersistentVolumeClaim {claim}");
+    }
+    Ok(())
+}
+
+/// Renders the volume table of `backup describe --details`: one row per copied volume.
+pub fn details_text(records: &[VolumeRecord]) -> String {
+    if records.is_empty() {
+        return String::new();
+    }
+    let mut table = shared::Table::new(&[
+        "namespace",
+        "pod",
+        "volume",
+        "type",
+        "size",
+        "files",
+        "new bytes",
+        "dedup",
+        "duration",
+    ]);
+    for record in records {
+        let stats = &record.stats;
+        let kind = match &record.source {
+            VolumeSource::Pvc { claim } => format!("pvc/{claim}"),
+            VolumeSource::EmptyDir => "emptyDir".to_string(),
+        };
+        let dedup = if stats.new_bytes == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.1}x", stats.dedup_ratio())
+        };
+        table.add_row([
+            record.namespace.clone(),
+            record.pod.clone(),
+            record.volume.clone(),
+            kind,
+            stats.total_bytes.to_string(),
+            stats.files.to_string(),
+            stats.new_bytes.to_string(),
+            dedup,
+            format!("{:.1}s", stats.duration_ms as f64 / 1000.0),
+        ]);
+    }
+    let mut text = String::from("Volumes:\n");
+    for line in table.render(false).lines() {
+        text.push_str(&format!("  {line}\n"));
+    }
+    text
+}
+
+/// The volume part of `backup verify`: opens every chunk the backup's snapshots refer to
+/// (decrypt, decompress, rehash). Returns the summary line and the problems found.
+pub async fn verify_step(store: &Store, backup: &str) -> Result<Option<(String, Vec<String>)>> {
+    let records = read_records(store, backup).await?;
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let password = crate::agent::read_password(None).map_err(|_| {
+        Error::usage(format!(
+            "backup {backup} holds volume data: set {} to the repository password to check its chunks",
+            crate::agent::PASSWORD_ENV
+        ))
+    })?;
+    let repository = Repository::open(
+        std::sync::Arc::new(StoreBackend::new(store.clone())),
+        &password,
+    )
+    .await?;
+    let snapshots: Vec<String> = records
+        .iter()
+        .map(|record| record.snapshot.clone())
+        .collect();
+    let report = crate::repo::verify_snapshots(&repository, Some(&snapshots)).await?;
+    let mut problems = report.problems;
+    if (report.snapshots as usize) < snapshots.len() {
+        problems.push(format!(
+            "{} of the backup's {} volume snapshots are missing from the repository",
+            snapshots.len() - report.snapshots as usize,
+            snapshots.len()
+        ));
+    }
+    let line = format!(
+        "volume data of backup {backup}: {} snapshots, {} chunks ({} bytes) decrypted, decompressed and rehashed\n",
+        report.snapshots, report.chunks, report.bytes
+    );
+    Ok(Some((line, problems)))
 }

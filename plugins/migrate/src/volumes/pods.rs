@@ -100,24 +100,28 @@ pub fn backup_pod(
     settings: &AgentSettings,
     location: &AgentLocation,
 ) -> Pod {
-    let (data_volume, pvc_flag) = match &volume.source {
+    // An emptyDir is mounted at its node path, so the same path works for a real container
+    // and for an agent started directly on the node (as the test kubelet does).
+    let (data_volume, mount_path, pvc_flag) = match &volume.source {
         VolumeSource::Pvc { claim } => (
             json!({"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": true}}),
+            DATA_MOUNT.to_string(),
             vec!["--pvc".to_string(), claim.clone()],
         ),
-        VolumeSource::EmptyDir => (
-            json!({"name": "data", "hostPath": {
-                "path": empty_dir_path(&settings.kubelet_root_dir, &volume.pod_uid, &volume.volume),
-                "type": "Directory"
-            }}),
-            Vec::new(),
-        ),
+        VolumeSource::EmptyDir => {
+            let path = empty_dir_path(&settings.kubelet_root_dir, &volume.pod_uid, &volume.volume);
+            (
+                json!({"name": "data", "hostPath": {"path": path, "type": "Directory"}}),
+                path,
+                Vec::new(),
+            )
+        }
     };
     let mut args = vec![
         "agent",
         "backup",
         "--source",
-        DATA_MOUNT,
+        &mount_path,
         "--backup",
         backup,
         "--namespace",
@@ -144,7 +148,7 @@ pub fn backup_pod(
     pod["spec"]["nodeName"] = json!(volume.node);
     // The agent must run where the volume is, whatever taints that node has.
     pod["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
-    add_volume(&mut pod, data_volume, true);
+    add_named_volume(&mut pod, data_volume, &mount_path, true);
     serde_json::from_value(pod).expect("backup pod spec is valid")
 }
 

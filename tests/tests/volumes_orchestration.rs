@@ -1,0 +1,580 @@
+//! Volume data through the test API server: the agent pods `backup create` starts (node,
+//! mounts, security context, cleanup), annotation handling, and a restore that fills the claim
+//! before it creates the workload, or stops with the reason when the restore pod cannot run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testkit::apiserver::{KubeletOptions, ServerOptions, TestServer};
+use testkit::plugins::{self, bin_dir, ensure_built};
+
+const PASSWORD: &str = "orchestration-password";
+/// Agent image that the simulated kubelet runs from the freshly built binaries.
+const LOCAL_AGENT_IMAGE: &str = "example.test/kubectl-plugins-agent:test";
+/// Agent image the simulated kubelet only marks Running, so the test decides the outcome.
+const REMOTE_AGENT_IMAGE: &str = "example.test/kubectl-plugins-agent:remote";
+
+/// `test-apiserver` as a child process, killed on drop.
+///
+/// NOTE: the simulated kubelet does not resolve `valueFrom` in pod env, so the agent
+/// processes it starts would never see the password from the run's Secret. Running the
+/// server as a child with KUBECTL_MIGRATE_PASSWORD set lets the agents inherit it instead.
+struct ServerProcess {
+    child: Child,
+    kubeconfig: PathBuf,
+}
+
+impl ServerProcess {
+    fn start(folder: &Path) -> ServerProcess {
+        ensure_built(&["migrate"]);
+        let kubeconfig = folder.join("kubeconfig");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_test-apiserver"))
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .arg("--local-image")
+            .arg(format!("{LOCAL_AGENT_IMAGE}={}", bin_dir().display()))
+            .env("KUBECTL_MIGRATE_PASSWORD", PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("failed to start test-apiserver");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("http"), "test-apiserver printed {line:?}");
+        ServerProcess { child, kubeconfig }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    plugins::run(plugins::kubectl().env("KUBECONFIG", kubeconfig).args(args))
+}
+
+fn apply(kubeconfig: &Path, object: &Value) {
+    let mut child = plugins::kubectl()
+        .env("KUBECONFIG", kubeconfig)
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    serde_json::to_writer(child.stdin.take().unwrap(), object).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl apply: {}",
+        plugins::stderr(&output)
+    );
+}
+
+fn get_json(kubeconfig: &Path, args: &[&str]) -> Value {
+    let mut full = vec!["get"];
+    full.extend(args);
+    full.extend(["-o", "json"]);
+    let output = kubectl(kubeconfig, &full);
+    assert!(
+        output.status.success(),
+        "kubectl get: {}",
+        plugins::stderr(&output)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn migrate(kubeconfig: &Path, home: &Path) -> Command {
+    ensure_built(&["migrate"]);
+    let mut command = Command::new(bin_dir().join("kubectl-migrate"));
+    command
+        .env("KUBECONFIG", kubeconfig)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("HOME", home)
+        .env("KUBECTL_MIGRATE_PASSWORD", PASSWORD);
+    command
+}
+
+fn annotated_pod(annotations: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "db-0", "namespace": "shop", "annotations": annotations},
+        "spec": {
+            "containers": [{"name": "db", "image": "postgres:16", "volumeMounts": [
+                {"name": "scratch", "mountPath": "/scratch"}
+            ]}],
+            "volumes": [
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "host", "hostPath": {"path": "/var/log"}},
+                {"name": "creds", "secret": {"secretName": "db"}},
+                {"name": "settings", "configMap": {"name": "db"}}
+            ]
+        }
+    })
+}
+
+fn volume_named(pod: &Value, name: &str) -> Value {
+    pod["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no volume {name} in {pod}"))
+}
+
+fn mount_named(container: &Value, name: &str) -> Value {
+    container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no mount {name} in {container}"))
+}
+
+/// Streams pod watch events of a namespace into memory until stopped.
+struct PodWatch {
+    child: Child,
+}
+
+impl PodWatch {
+    fn start(kubeconfig: &Path, namespace: &str) -> PodWatch {
+        let child = plugins::kubectl()
+            .env("KUBECONFIG", kubeconfig)
+            .args([
+                "get",
+                "pods",
+                "-n",
+                namespace,
+                "--watch",
+                "--output-watch-events",
+                "-o",
+                "json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        PodWatch { child }
+    }
+
+    /// Stops the watch and returns the (type, object) events it saw.
+    fn stop(mut self) -> Vec<(String, Value)> {
+        let _ = self.child.kill();
+        let output = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
+        serde_json::Deserializer::from_slice(&output.stdout)
+            .into_iter::<Value>()
+            .filter_map(Result::ok)
+            .map(|event| {
+                (
+                    event["type"].as_str().unwrap_or("").to_string(),
+                    event["object"].clone(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for PodWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn backup_runs_agent_pods_for_annotated_volumes() {
+    let work = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(work.path());
+    let kubeconfig = &server.kubeconfig;
+    apply(
+        kubeconfig,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    );
+    apply(
+        kubeconfig,
+        &annotated_pod(json!({"backup.velero.io/backup-volumes": "scratch,host,creds"})),
+    );
+    let pod = get_json(kubeconfig, &["pod", "db-0", "-n", "shop"]);
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(pod["spec"]["nodeName"], "node-1");
+
+    // The emptyDir as the kubelet keeps it, under a kubelet root of our own.
+    let kubelet_root = work.path().join("kubelet");
+    let scratch = kubelet_root.join(format!(
+        "pods/{uid}/volumes/kubernetes.io~empty-dir/scratch"
+    ));
+    std::fs::create_dir_all(scratch.join("cache")).unwrap();
+    std::fs::write(scratch.join("cache/entries.db"), "row\n".repeat(10_000)).unwrap();
+    std::fs::write(scratch.join("lock"), b"1").unwrap();
+
+    let location = format!("file://{}", work.path().join("location").display());
+    let watch = PodWatch::start(kubeconfig, "shop");
+    std::thread::sleep(Duration::from_millis(500));
+    let output = plugins::run(migrate(kubeconfig, work.path()).args([
+        "backup",
+        "create",
+        "nightly-1",
+        "--include-namespaces",
+        "shop",
+        "--location",
+        &location,
+        "--kubelet-root-dir",
+        kubelet_root.to_str().unwrap(),
+        "--agent-image",
+        LOCAL_AGENT_IMAGE,
+        "--agent-memory-request",
+        "128Mi",
+        "--volume-timeout",
+        "120",
+    ]));
+    std::thread::sleep(Duration::from_millis(500));
+    let events = watch.stop();
+    let stdout = plugins::stdout(&output);
+    let stderr = plugins::stderr(&output);
+    assert!(
+        output.status.success(),
+        "backup failed:\n{stdout}\n{stderr}"
+    );
+
+    // Annotation handling: scratch copied, the other two named with the reason.
+    assert!(stdout.contains("volume data: 1 volumes copied"), "{stdout}");
+    assert!(stderr.contains("volume shop/db-0/host not copied: hostPath volumes are node files outside the pod, never copied"), "{stderr}");
+    assert!(stderr.contains("volume shop/db-0/creds not copied: secret volumes are restored from the Secret object, never copied"), "{stderr}");
+    assert!(!stderr.contains("shop/db-0/settings"), "{stderr}");
+
+    // The agent pod: on the pod's node, the kubelet folder read-only, least privilege.
+    let agents: Vec<&Value> = events
+        .iter()
+        .filter(|(kind, object)| {
+            kind == "ADDED"
+                && object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("kubectl-migrate-backup-")
+        })
+        .map(|(_, object)| object)
+        .collect();
+    assert_eq!(agents.len(), 1, "agent pods seen: {events:?}");
+    let agent = agents[0];
+    let name = agent["metadata"]["name"].as_str().unwrap();
+    assert_eq!(agent["spec"]["nodeName"], "node-1");
+    assert_eq!(agent["spec"]["restartPolicy"], "Never");
+    assert_eq!(agent["spec"]["activeDeadlineSeconds"], 120);
+    let data = volume_named(agent, "data");
+    assert_eq!(
+        data["hostPath"],
+        json!({"path": scratch.to_str().unwrap(), "type": "Directory"})
+    );
+    let container = &agent["spec"]["containers"][0];
+    assert_eq!(container["image"], LOCAL_AGENT_IMAGE);
+    let mount = mount_named(container, "data");
+    assert_eq!(
+        mount,
+        json!({"name": "data", "mountPath": scratch.to_str().unwrap(), "readOnly": true})
+    );
+    assert_eq!(container["securityContext"]["privileged"], false);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(
+        container["securityContext"]["capabilities"],
+        json!({"drop": ["ALL"], "add": ["DAC_READ_SEARCH"]})
+    );
+    assert_eq!(container["resources"]["requests"]["memory"], "128Mi");
+    assert!(container["env"].to_string().contains("secretKeyRef"));
+    assert!(!container.to_string().contains(PASSWORD));
+
+    // Cleanup: the agent pod was deleted and no agent Secret is left.
+    assert!(
+        events
+            .iter()
+            .any(|(kind, object)| kind == "DELETED" && object["metadata"]["name"] == name)
+    );
+    let secrets = get_json(kubeconfig, &["secrets", "-n", "shop"]);
+    assert!(
+        secrets["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| !s["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("kubectl-migrate-volumes-")),
+        "{secrets}"
+    );
+    let pods = get_json(kubeconfig, &["pods", "-n", "shop"]);
+    assert_eq!(pods["items"].as_array().unwrap().len(), 1);
+
+    // The record feeds describe --details, and verify opens every chunk.
+    let describe = plugins::run(migrate(kubeconfig, work.path()).args([
+        "backup",
+        "describe",
+        "nightly-1",
+        "--details",
+        "--location",
+        &location,
+    ]));
+    let text = plugins::stdout(&describe);
+    let row = text
+        .lines()
+        .find(|line| line.contains("scratch"))
+        .unwrap_or_else(|| panic!("{text}"));
+    for cell in ["shop", "db-0", "emptyDir", "40001", "2"] {
+        assert!(row.contains(cell), "row {row:?} lacks {cell}");
+    }
+    let verify = plugins::run(migrate(kubeconfig, work.path()).args([
+        "backup",
+        "verify",
+        "nightly-1",
+        "--location",
+        &location,
+    ]));
+    assert!(verify.status.success(), "{}", plugins::stderr(&verify));
+    assert!(
+        plugins::stdout(&verify).contains("volume data of backup nightly-1: 1 snapshots"),
+        "{}",
+        plugins::stdout(&verify)
+    );
+}
+
+/// A backup in a folder location whose record says claim data-db-0 of namespace shop holds
+/// snapshot `snap-1`, with a Deployment that mounts the claim.
+fn write_pvc_backup(kubeconfig: &Path, home: &Path, location: &str, storage_class: Option<&str>) {
+    apply(
+        kubeconfig,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    );
+    let mut claim = json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data-db-0", "namespace": "shop"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    });
+    if let Some(class) = storage_class {
+        claim["spec"]["storageClassName"] = json!(class);
+    }
+    apply(kubeconfig, &claim);
+    apply(
+        kubeconfig,
+        &json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "db", "namespace": "shop"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {
+                    "metadata": {"labels": {"app": "db"}},
+                    "spec": {
+                        "containers": [{"name": "db", "image": "postgres:16", "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql"}]}],
+                        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]
+                    }
+                }
+            }
+        }),
+    );
+    let output = plugins::run(migrate(kubeconfig, home).args([
+        "backup",
+        "create",
+        "with-data",
+        "--include-namespaces",
+        "shop",
+        "--location",
+        location,
+    ]));
+    assert!(output.status.success(), "{}", plugins::stderr(&output));
+
+    let folder = Path::new(location.trim_start_matches("file://"));
+    let record = folder.join("backups/with-data/volumes/shop/db-0/data.json");
+    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+    std::fs::write(
+        &record,
+        serde_json::to_vec(&json!({
+            "namespace": "shop", "pod": "db-0", "volume": "data", "node": "node-1",
+            "source": {"pvc": {"claim": "data-db-0"}}, "snapshot": "snap-1",
+            "stats": {"files": 1, "directories": 1, "other_entries": 0, "total_bytes": 10,
+                "unchanged_files": 0, "read_bytes": 10, "new_chunks": 1, "new_bytes": 10,
+                "stored_bytes": 60, "duration_ms": 5}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+}
+
+fn in_process_server() -> TestServer {
+    TestServer::start(ServerOptions {
+        kubelet: Some(KubeletOptions::default()),
+        ..ServerOptions::default()
+    })
+}
+
+fn restore_command(server: &TestServer, home: &Path, location: &str, extra: &[&str]) -> Command {
+    let mut command = migrate(server.kubeconfig(), home);
+    command.args([
+        "restore",
+        "create",
+        "--from-backup",
+        "with-data",
+        "--location",
+        location,
+        "--namespace-mappings",
+        "shop:shop-new",
+        "--agent-image",
+        REMOTE_AGENT_IMAGE,
+    ]);
+    command.args(extra);
+    command
+}
+
+/// Waits (bounded) for a pod whose name starts with `prefix` in `namespace`.
+fn wait_for_pod(server: &TestServer, namespace: &str, prefix: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let pods = get_json(server.kubeconfig(), &["pods", "-n", namespace]);
+        if let Some(pod) = pods["items"].as_array().unwrap().iter().find(|pod| {
+            pod["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(prefix)
+        }) {
+            return pod.clone();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("no pod {prefix}* appeared in {namespace}");
+}
+
+fn exists(server: &TestServer, args: &[&str]) -> bool {
+    let mut full = vec!["get"];
+    full.extend(args);
+    kubectl(server.kubeconfig(), &full).status.success()
+}
+
+#[test]
+fn restore_fills_claim_before_workload() {
+    let work = tempfile::tempdir().unwrap();
+    let server = in_process_server();
+    let location = format!("file://{}", work.path().join("location").display());
+    write_pvc_backup(server.kubeconfig(), work.path(), &location, None);
+
+    let restore = restore_command(&server, work.path(), &location, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // While the restore pod runs, the claim exists and the workload does not.
+    let pod = wait_for_pod(&server, "shop-new", "kubectl-migrate-restore-");
+    assert!(exists(&server, &["pvc", "data-db-0", "-n", "shop-new"]));
+    assert!(!exists(&server, &["deployment", "db", "-n", "shop-new"]));
+    let container = &pod["spec"]["containers"][0];
+    assert_eq!(
+        volume_named(&pod, "data")["persistentVolumeClaim"]["claimName"],
+        "data-db-0"
+    );
+    assert_eq!(mount_named(container, "data")["readOnly"], false);
+    assert_eq!(
+        container["securityContext"]["capabilities"]["add"],
+        json!([
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "DAC_READ_SEARCH",
+            "FOWNER",
+            "FSETID"
+        ])
+    );
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.windows(2).any(|pair| pair == ["--snapshot", "snap-1"]),
+        "{args:?}"
+    );
+
+    // This image does not run here: the test plays the kubelet and reports success.
+    let name = pod["metadata"]["name"].as_str().unwrap();
+    server
+        .set_pod_status("shop-new", name, json!({"phase": "Succeeded"}))
+        .expect("pod status set");
+    let output = restore.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "restore failed: {}",
+        plugins::stderr(&output)
+    );
+    assert!(
+        plugins::stderr(&output)
+            .contains("volume data restored into PersistentVolumeClaim shop-new/data-db-0")
+    );
+    assert!(exists(&server, &["deployment", "db", "-n", "shop-new"]));
+    assert!(!exists(&server, &["pod", name, "-n", "shop-new"]));
+}
+
+#[test]
+fn restore_stops_on_unschedulable_pod() {
+    let work = tempfile::tempdir().unwrap();
+    let server = in_process_server();
+    let location = format!("file://{}", work.path().join("location").display());
+    write_pvc_backup(server.kubeconfig(), work.path(), &location, None);
+    let taint = kubectl(
+        server.kubeconfig(),
+        &["taint", "nodes", "node-1", "dedicated=db:NoSchedule"],
+    );
+    assert!(taint.status.success(), "{}", plugins::stderr(&taint));
+
+    let started = Instant::now();
+    let output = plugins::run(&mut restore_command(
+        &server,
+        work.path(),
+        &location,
+        &["--schedule-timeout", "2"],
+    ));
+    let stderr = plugins::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(stderr.contains("cannot be scheduled: 0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}"), "{stderr}");
+    assert!(stderr.contains("FailedScheduling"), "{stderr}");
+    assert!(!exists(&server, &["deployment", "db", "-n", "shop-new"]));
+    let pods = get_json(server.kubeconfig(), &["pods", "-n", "shop-new"]);
+    assert!(
+        pods["items"].as_array().unwrap().is_empty(),
+        "agent pod left: {pods}"
+    );
+}
+
+#[test]
+fn restore_stops_on_missing_storage_class() {
+    let work = tempfile::tempdir().unwrap();
+    let server = in_process_server();
+    let location = format!("file://{}", work.path().join("location").display());
+    write_pvc_backup(
+        server.kubeconfig(),
+        work.path(),
+        &location,
+        Some("fast-ssd"),
+    );
+
+    let output = plugins::run(&mut restore_command(&server, work.path(), &location, &[]));
+    let stderr = plugins::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("StorageClass fast-ssd of PersistentVolumeClaim shop-new/data-db-0 does not exist in the target cluster: map it with --storage-class-mappings fast-ssd:NEW"),
+        "{stderr}"
+    );
+    assert!(!exists(&server, &["deployment", "db", "-n", "shop-new"]));
+}
