@@ -62,13 +62,16 @@ pub fn detect_cni(daemon_sets: &[String]) -> Vec<&'static str> {
     found
 }
 
-/// Judges Cilium's `cilium-config` setting `enable-bandwidth-manager`.
+/// Judges Cilium's `cilium-config` setting `enable-bandwidth-manager`. Cilium's bandwidth
+/// manager guide (Documentation/gettingstarted/bandwidth-manager.rst) states that it enforces
+/// only the egress annotation.
 pub fn judge_cilium(bandwidth_manager: Option<&str>) -> Finding {
     match bandwidth_manager {
         Some("true") => finding(
             Level::Warning,
             "Cilium's bandwidth manager is enabled: Cilium enforces kubernetes.io/egress-bandwidth \
-             itself with eBPF, and its clsact hooks conflict with the ifb redirect --live uses",
+             itself with eBPF and ignores kubernetes.io/ingress-bandwidth, and its clsact hooks \
+             conflict with the ifb redirect --live uses",
         ),
         _ => finding(
             Level::Warning,
