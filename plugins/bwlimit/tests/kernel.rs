@@ -353,3 +353,37 @@ fn missing_netns_reported() {
     let error = report.error.unwrap();
     assert!(error.contains("/run/netns/bwt-does-not-exist"), "{error}");
 }
+
+#[test]
+fn fixture_removed_after_panic() {
+    if !is_root() {
+        return;
+    }
+    let names = std::panic::catch_unwind(|| {
+        let net = TestNet::create();
+        let names = (net.node_ns.clone(), net.pod_ns.clone());
+        std::panic::panic_any(names);
+    })
+    .expect_err("the closure panics");
+    let (node_ns, pod_ns) = names
+        .downcast::<(String, String)>()
+        .unwrap()
+        .as_ref()
+        .clone();
+    let namespaces = String::from_utf8_lossy(&run_ok("ip", &["netns", "list"]).stdout).into_owned();
+    assert!(!namespaces.contains(&node_ns), "{namespaces}");
+    assert!(!namespaces.contains(&pod_ns), "{namespaces}");
+}
+
+#[test]
+fn leftovers_of_dead_runs_removed() {
+    if !is_root() {
+        return;
+    }
+    // No process can have this pid: it is above the kernel's limit of 2^22.
+    let leftover = format!("{}4999999z-node", testnet::PREFIX);
+    run_ok("ip", &["netns", "add", &leftover]);
+    remove_leftovers();
+    let namespaces = String::from_utf8_lossy(&run_ok("ip", &["netns", "list"]).stdout).into_owned();
+    assert!(!namespaces.contains(&leftover), "{namespaces}");
+}
