@@ -53,7 +53,12 @@ pub fn skip_reason(object: &Value) -> Option<&'static str> {
         "Service" if name == "kubernetes" && namespace == "default" => {
             Some("the kubernetes service is created by the target cluster")
         }
-        "Namespace" if matches!(name, "default" | "kube-system" | "kube-public" | "kube-node-lease") => {
+        "Namespace"
+            if matches!(
+                name,
+                "default" | "kube-system" | "kube-public" | "kube-node-lease"
+            ) =>
+        {
             Some("the namespace is created by the target cluster")
         }
         _ => None,
@@ -81,12 +86,24 @@ pub fn sanitize(object: &mut Value, options: SanitizeOptions) {
             }
         }
         "Job" => sanitize_job(object),
+        "Namespace" => {
+            // The API server sets this label to the namespace's name, which a mapping changes.
+            if let Some(labels) = object
+                .pointer_mut("/metadata/labels")
+                .and_then(Value::as_object_mut)
+            {
+                labels.remove("kubernetes.io/metadata.name");
+            }
+        }
         _ => {}
     }
 }
 
 fn remove_annotation(metadata: &mut Map<String, Value>, name: &str) {
-    if let Some(annotations) = metadata.get_mut("annotations").and_then(Value::as_object_mut) {
+    if let Some(annotations) = metadata
+        .get_mut("annotations")
+        .and_then(Value::as_object_mut)
+    {
         annotations.remove(name);
     }
 }
@@ -149,12 +166,14 @@ fn sanitize_job(object: &mut Value) {
     remove_labels(object.pointer_mut("/spec/selector/matchLabels"));
 
     // A selector left empty would match everything: let the target generate it again.
-    let selector_empty = object
-        .pointer("/spec/selector")
-        .is_some_and(|selector| {
-            selector["matchLabels"].as_object().is_none_or(Map::is_empty)
-                && selector["matchExpressions"].as_array().is_none_or(Vec::is_empty)
-        });
+    let selector_empty = object.pointer("/spec/selector").is_some_and(|selector| {
+        selector["matchLabels"]
+            .as_object()
+            .is_none_or(Map::is_empty)
+            && selector["matchExpressions"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
+    });
     if selector_empty && let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
         spec.remove("selector");
     }
@@ -178,7 +197,10 @@ pub fn rebuild_owner_references(object: &mut Value, new_uid: impl Fn(&str) -> Op
     let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
-    let Some(owners) = metadata.get_mut("ownerReferences").and_then(Value::as_array_mut) else {
+    let Some(owners) = metadata
+        .get_mut("ownerReferences")
+        .and_then(Value::as_array_mut)
+    else {
         return;
     };
     owners.retain_mut(|owner| {
@@ -203,7 +225,10 @@ pub fn rebuild_owner_references(object: &mut Value, new_uid: impl Fn(&str) -> Op
 pub fn convert_legacy_ingress(object: &mut Value) -> bool {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     if object["kind"] != "Ingress"
-        || !matches!(api_version, "extensions/v1beta1" | "networking.k8s.io/v1beta1")
+        || !matches!(
+            api_version,
+            "extensions/v1beta1" | "networking.k8s.io/v1beta1"
+        )
     {
         return false;
     }
@@ -288,7 +313,12 @@ mod tests {
     fn preserved_node_ports_and_headless_services_stay() {
         let mut service = json!({"kind": "Service", "metadata": {"name": "s"}, "spec": {
             "clusterIP": "None", "clusterIPs": ["None"], "ports": [{"port": 80, "nodePort": 30080}]}});
-        sanitize(&mut service, SanitizeOptions { preserve_node_ports: true });
+        sanitize(
+            &mut service,
+            SanitizeOptions {
+                preserve_node_ports: true,
+            },
+        );
         assert_eq!(service["spec"]["clusterIP"], "None");
         assert_eq!(service["spec"]["ports"][0]["nodePort"], 30080);
     }
@@ -299,7 +329,10 @@ mod tests {
             "annotations": {"pv.kubernetes.io/bound-by-controller": "yes"}},
             "spec": {"claimRef": {"namespace": "a", "name": "c", "uid": "u", "resourceVersion": "1"}}});
         sanitize(&mut volume, SanitizeOptions::default());
-        assert_eq!(volume["spec"]["claimRef"], json!({"namespace": "a", "name": "c"}));
+        assert_eq!(
+            volume["spec"]["claimRef"],
+            json!({"namespace": "a", "name": "c"})
+        );
         assert_eq!(volume["metadata"]["annotations"], json!({}));
 
         let mut claim = json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "c", "annotations": {
@@ -324,7 +357,10 @@ mod tests {
             "template": {"metadata": {"labels": {"batch.kubernetes.io/controller-uid": "u", "controller-uid": "u", "job-name": "j"}}}}});
         sanitize(&mut job, SanitizeOptions::default());
         assert_eq!(job["spec"].get("selector"), None);
-        assert_eq!(job["spec"]["template"]["metadata"]["labels"], json!({"job-name": "j"}));
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"],
+            json!({"job-name": "j"})
+        );
     }
 
     #[test]
@@ -339,14 +375,23 @@ mod tests {
         for object in cases {
             assert!(skip_reason(&object).is_some(), "{object}");
         }
-        assert!(skip_reason(&json!({"kind": "Secret", "type": "Opaque", "metadata": {"name": "s"}})).is_none());
+        assert!(
+            skip_reason(&json!({"kind": "Secret", "type": "Opaque", "metadata": {"name": "s"}}))
+                .is_none()
+        );
     }
 
     #[test]
     fn owner_references_are_mapped_or_dropped() {
-        let mut object = json!({"metadata": {"ownerReferences": [{"uid": "old-1"}, {"uid": "gone"}]}});
-        rebuild_owner_references(&mut object, |uid| (uid == "old-1").then(|| "new-1".to_string()));
-        assert_eq!(object["metadata"]["ownerReferences"], json!([{"uid": "new-1"}]));
+        let mut object =
+            json!({"metadata": {"ownerReferences": [{"uid": "old-1"}, {"uid": "gone"}]}});
+        rebuild_owner_references(&mut object, |uid| {
+            (uid == "old-1").then(|| "new-1".to_string())
+        });
+        assert_eq!(
+            object["metadata"]["ownerReferences"],
+            json!([{"uid": "new-1"}])
+        );
         rebuild_owner_references(&mut object, |_| None);
         assert_eq!(object["metadata"].get("ownerReferences"), None);
     }
@@ -361,11 +406,20 @@ mod tests {
                     {"path": "/api", "pathType": "Prefix", "backend": {"serviceName": "api", "servicePort": "8080"}}]}}]}});
         assert!(convert_legacy_ingress(&mut ingress));
         assert_eq!(ingress["apiVersion"], "networking.k8s.io/v1");
-        assert_eq!(ingress["spec"]["defaultBackend"], json!({"service": {"name": "default", "port": {"number": 80}}}));
+        assert_eq!(
+            ingress["spec"]["defaultBackend"],
+            json!({"service": {"name": "default", "port": {"number": 80}}})
+        );
         let paths = &ingress["spec"]["rules"][0]["http"]["paths"];
-        assert_eq!(paths[0]["backend"], json!({"service": {"name": "web", "port": {"name": "http"}}}));
+        assert_eq!(
+            paths[0]["backend"],
+            json!({"service": {"name": "web", "port": {"name": "http"}}})
+        );
         assert_eq!(paths[0]["pathType"], "ImplementationSpecific");
-        assert_eq!(paths[1]["backend"]["service"]["port"], json!({"number": 8080}));
+        assert_eq!(
+            paths[1]["backend"]["service"]["port"],
+            json!({"number": 8080})
+        );
         assert_eq!(paths[1]["pathType"], "Prefix");
     }
 

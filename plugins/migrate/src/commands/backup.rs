@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use shared::{Error, KubeArgs, OutputFormat, Result, Table};
 
 use crate::backup::{BackupRequest, create_backup};
-use crate::cli::{BackupCommand, BackupCreateArgs, BackupDescribeArgs, BackupGetArgs, BackupNameArgs};
+use crate::cli::{
+    BackupCommand, BackupCreateArgs, BackupDescribeArgs, BackupGetArgs, BackupNameArgs,
+};
 use crate::format::{self, BackupState, Manifest, SourceCluster};
 use crate::restore::{read_backup, read_manifest};
 use crate::store::Store;
@@ -27,8 +29,19 @@ pub async fn run(kube: &KubeArgs, command: BackupCommand) -> Result<()> {
 
 async fn create(kube: &KubeArgs, args: BackupCreateArgs) -> Result<()> {
     format::validate_name("backup", &args.name).map_err(Error::usage)?;
-    let store = open_store(&args.location, true).await?;
-    if !store.list(&format::backup_prefix(&args.name)).await?.is_empty() {
+    let store = open_store(&args.location, false).await?;
+    if store.is_read_only() {
+        return Err(Error::failed(format!(
+            "location {} is read-only: back up to a writable location",
+            store.url()
+        )));
+    }
+    store.check().await.map_err(Error::from)?;
+    if !store
+        .list(&format::backup_prefix(&args.name))
+        .await?
+        .is_empty()
+    {
         return Err(Error::failed(format!(
             "backup {} already exists in {}: choose another name or delete it with `kubectl migrate backup delete {}`",
             args.name,
@@ -70,7 +83,9 @@ async fn create(kube: &KubeArgs, args: BackupCreateArgs) -> Result<()> {
             return Err(Error::Exit(EXIT_INTERRUPTED));
         }
     };
-    let volume_line = crate::volumes::backup_step(&client, &store, &args.location, &manifest, &args.volumes).await?;
+    let volume_line =
+        crate::volumes::backup_step(&client, &store, &args.location, &manifest, &args.volumes)
+            .await?;
     shared::output::print(&volume_line)?;
     shared::output::print(&format!(
         "backup {} completed: {} objects in {}\n",
@@ -121,7 +136,10 @@ async fn get(args: BackupGetArgs) -> Result<()> {
             shared::output::print_structured(&items, args.output.output)
         }
         OutputFormat::Name => {
-            let names: String = rows.iter().map(|(n, _, _)| format!("backup/{n}\n")).collect();
+            let names: String = rows
+                .iter()
+                .map(|(n, _, _)| format!("backup/{n}\n"))
+                .collect();
             shared::output::print(&names)
         }
         OutputFormat::Table | OutputFormat::Wide => {
@@ -141,7 +159,15 @@ async fn get(args: BackupGetArgs) -> Result<()> {
                     ),
                     None => ("-".into(), "-".into(), "-".into(), "-".into()),
                 };
-                table.add_row([name, state.as_str().to_string(), objects, completed, age, source, store.url().to_string()]);
+                table.add_row([
+                    name,
+                    state.as_str().to_string(),
+                    objects,
+                    completed,
+                    age,
+                    source,
+                    store.url().to_string(),
+                ]);
             }
             shared::output::print(&table.render(args.output.output == OutputFormat::Wide))
         }
@@ -150,7 +176,11 @@ async fn get(args: BackupGetArgs) -> Result<()> {
 
 fn age_of(timestamp: &str) -> String {
     match timestamp.parse::<k8s_openapi::jiff::Timestamp>() {
-        Ok(time) => shared::output::human_age(k8s_openapi::jiff::Timestamp::now().duration_since(time).as_secs()),
+        Ok(time) => shared::output::human_age(
+            k8s_openapi::jiff::Timestamp::now()
+                .duration_since(time)
+                .as_secs(),
+        ),
         Err(_) => "-".into(),
     }
 }
@@ -177,7 +207,9 @@ async fn describe(args: BackupDescribeArgs) -> Result<()> {
         _ => {
             let mut text = describe_text(&manifest, store.url(), args.details);
             if args.details {
-                text.push_str(&crate::volumes::details_text(&crate::volumes::read_records(&store, &args.name).await?));
+                text.push_str(&crate::volumes::details_text(
+                    &crate::volumes::read_records(&store, &args.name).await?,
+                ));
             }
             shared::output::print(&text)
         }
@@ -187,7 +219,13 @@ async fn describe(args: BackupDescribeArgs) -> Result<()> {
 /// Renders `backup describe` as text, kubectl-describe style.
 pub fn describe_text(manifest: &Manifest, location: &str, details: bool) -> String {
     let none = |value: &Option<String>| value.clone().unwrap_or_else(|| "<none>".into());
-    let list = |values: &[String]| if values.is_empty() { "*".to_string() } else { values.join(",") };
+    let list = |values: &[String]| {
+        if values.is_empty() {
+            "*".to_string()
+        } else {
+            values.join(",")
+        }
+    };
     let filters = &manifest.filters;
     let mut text = String::new();
     text.push_str(&format!("Name:            {}\n", manifest.name));
@@ -196,13 +234,36 @@ pub fn describe_text(manifest: &Manifest, location: &str, details: bool) -> Stri
     text.push_str(&format!("Format version:  {}\n", manifest.format_version));
     text.push_str(&format!("Started:         {}\n", manifest.started_at));
     text.push_str(&format!("Completed:       {}\n", manifest.completed_at));
-    text.push_str(&format!("Source:\n  Server:        {}\n  Context:       {}\n  Version:       {}\n",
-        manifest.source.server, none(&manifest.source.context), none(&manifest.source.kubernetes_version)));
+    text.push_str(&format!(
+        "Source:\n  Server:        {}\n  Context:       {}\n  Version:       {}\n",
+        manifest.source.server,
+        none(&manifest.source.context),
+        none(&manifest.source.kubernetes_version)
+    ));
     text.push_str("Filters:\n");
-    text.push_str(&format!("  Namespaces:    include {} exclude {}\n", list(&filters.include_namespaces), if filters.exclude_namespaces.is_empty() { "<none>".into() } else { filters.exclude_namespaces.join(",") }));
-    text.push_str(&format!("  Resources:     include {} exclude {}\n", list(&filters.include_resources), if filters.exclude_resources.is_empty() { "<none>".into() } else { filters.exclude_resources.join(",") }));
+    text.push_str(&format!(
+        "  Namespaces:    include {} exclude {}\n",
+        list(&filters.include_namespaces),
+        if filters.exclude_namespaces.is_empty() {
+            "<none>".into()
+        } else {
+            filters.exclude_namespaces.join(",")
+        }
+    ));
+    text.push_str(&format!(
+        "  Resources:     include {} exclude {}\n",
+        list(&filters.include_resources),
+        if filters.exclude_resources.is_empty() {
+            "<none>".into()
+        } else {
+            filters.exclude_resources.join(",")
+        }
+    ));
     text.push_str(&format!("  Selector:      {}\n", none(&filters.selector)));
-    text.push_str(&format!("  Cluster-scoped: {}\n", filters.include_cluster_resources));
+    text.push_str(&format!(
+        "  Cluster-scoped: {}\n",
+        filters.include_cluster_resources
+    ));
     text.push_str(&format!("Objects:         {}\n", manifest.counts.total));
     let mut table = Table::new(&["resource", "count"]);
     for (resource, count) in &manifest.counts.by_resource {
@@ -230,7 +291,10 @@ pub fn describe_text(manifest: &Manifest, location: &str, details: bool) -> Stri
 }
 
 /// Lists every image with the workloads that use it.
-fn print_images(objects: &[(format::ManifestObject, serde_json::Value)], output: OutputFormat) -> Result<()> {
+fn print_images(
+    objects: &[(format::ManifestObject, serde_json::Value)],
+    output: OutputFormat,
+) -> Result<()> {
     let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (entry, object) in objects {
         for image in images_of(object) {
@@ -277,7 +341,11 @@ async fn delete(args: BackupNameArgs) -> Result<()> {
     let store = open_store(&args.location, false).await?;
     let keys = store.list(&format::backup_prefix(&args.name)).await?;
     if keys.is_empty() {
-        return Err(Error::failed(format!("backup {} not found in {}", args.name, store.url())));
+        return Err(Error::failed(format!(
+            "backup {} not found in {}",
+            args.name,
+            store.url()
+        )));
     }
     // The manifest goes first, so an interrupted delete leaves an incomplete backup, never a
     // complete-looking one with objects missing.
@@ -285,7 +353,14 @@ async fn delete(args: BackupNameArgs) -> Result<()> {
     if keys.iter().any(|o| o.key == manifest) {
         store.delete(&manifest).await?;
     }
-    delete_keys(&store, keys.into_iter().map(|o| o.key).filter(|k| *k != manifest).collect()).await?;
+    delete_keys(
+        &store,
+        keys.into_iter()
+            .map(|o| o.key)
+            .filter(|k| *k != manifest)
+            .collect(),
+    )
+    .await?;
     shared::output::print(&format!("backup {} deleted\n", args.name))
 }
 
