@@ -57,7 +57,7 @@ const DOCKER_DATA_DIR: &str = "/var/lib/docker";
 /// references such as `docker.io/...` from counting.
 static DOCKER_CLI: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?:^|[^\w.-])(docker(?:\s+(?:-H|--host|-c|--context|--config|-l|--log-level)(?:\s+|=)\S+|\s+--?[a-zA-Z][\w-]*(?:=\S+)?)*\s+(?:attach|build|buildx|commit|compose|cp|create|exec|images|info|inspect|kill|load|login|logs|ps|pull|push|restart|rm|rmi|run|save|start|stop|tag|version|(?:container|image)\s+(?:build|exec|inspect|load|logs|ls|prune|pull|push|rm|run|save|start|stop|tag)|(?:network|volume)\s+(?:create|connect|inspect|ls|rm))\b[^\n;&|]*)",
+        r"(?:^|[^\w.-])(docker(?:\s+(?:-H|--host|-c|--context|--config|-l|--log-level)(?:\s+|=)\S+|\s+--?[a-zA-Z][\w-]*(?:=\S+)?)*\s+(?:attach|build|buildx|commit|compose|cp|create|exec|images|info|inspect|kill|load|login|logs|ps|pull|push|restart|rm|rmi|run|save|start|stop|tag|version|(?:container|image)\s+(?:build|exec|inspect|load|logs|ls|prune|pull|push|rm|run|save|start|stop|tag)|(?:network|volume)\s+(?:create|connect|inspect|ls|rm)|system\s+(?:df|events|info|prune))\b[^\n;&|]*)",
     )
     .expect("docker CLI pattern is valid")
 });
@@ -88,15 +88,14 @@ pub fn inspect_pod_spec(spec: &PodSpec) -> Vec<Finding> {
         );
     }
     for container in spec.ephemeral_containers.iter().flatten() {
-        inspect_words(
-            &container.name,
+        let line = join_words(
             container
                 .command
                 .iter()
                 .flatten()
                 .chain(container.args.iter().flatten()),
-            &mut findings,
         );
+        inspect_lines(&container.name, &[line], &mut findings);
     }
     inspect_unmounted_volumes(spec, &mut findings);
     findings.sort();
@@ -188,19 +187,20 @@ fn inspect_container(container: &Container, volumes: &[Volume], findings: &mut V
         }
     }
 
-    // docker CLI calls in the command, probes and lifecycle hooks.
-    let mut texts: Vec<&String> = words;
+    // docker CLI calls in the command, probes and lifecycle hooks. Each command's words are
+    // joined, so that the exec form ["docker", "run", ...] reads like the shell form.
+    let mut lines = vec![join_words(words)];
     let probes = [
         &container.liveness_probe,
         &container.readiness_probe,
         &container.startup_probe,
     ];
     for probe in probes.into_iter().flatten() {
-        texts.extend(
+        lines.extend(
             probe
                 .exec
                 .iter()
-                .flat_map(|exec| exec.command.iter().flatten()),
+                .map(|exec| join_words(exec.command.iter().flatten())),
         );
     }
     if let Some(lifecycle) = &container.lifecycle {
@@ -208,24 +208,28 @@ fn inspect_container(container: &Container, volumes: &[Volume], findings: &mut V
             .into_iter()
             .flatten()
         {
-            texts.extend(
+            lines.extend(
                 handler
                     .exec
                     .iter()
-                    .flat_map(|exec| exec.command.iter().flatten()),
+                    .map(|exec| join_words(exec.command.iter().flatten())),
             );
         }
     }
-    inspect_words(&container.name, texts.into_iter(), findings);
+    inspect_lines(&container.name, &lines, findings);
 }
 
-fn inspect_words<'a>(
-    container: &str,
-    words: impl Iterator<Item = &'a String>,
-    findings: &mut Vec<Finding>,
-) {
-    for word in words {
-        for call in docker_cli_calls(word) {
+fn join_words<'a>(words: impl IntoIterator<Item = &'a String>) -> String {
+    words
+        .into_iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn inspect_lines(container: &str, lines: &[String], findings: &mut Vec<Finding>) {
+    for line in lines {
+        for call in docker_cli_calls(line) {
             findings.push(Finding {
                 kind: FindingKind::DockerCli,
                 container: Some(container.to_string()),
@@ -359,6 +363,10 @@ mod tests {
         assert!(docker_cli_calls("echo docker is great").is_empty());
         assert!(docker_cli_calls("echo push the docker image").is_empty());
         assert_eq!(docker_cli_calls("docker image ls"), vec!["docker image ls"]);
+        assert_eq!(
+            docker_cli_calls("docker system prune -af"),
+            vec!["docker system prune -af"]
+        );
         assert_eq!(
             docker_cli_calls("/usr/bin/docker run --rm x"),
             vec!["docker run --rm x"]
