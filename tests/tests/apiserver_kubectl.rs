@@ -766,3 +766,15 @@ fn binary_prints_address_and_serves() {
         stderr(&bad)
     );
 }
+
+#[test]
+fn server_dry_run_delete_keeps_object() {
+    let server = TestServer::start(ServerOptions::default());
+    kubectl_ok(&server, &["create", "configmap", "kept"]);
+    let output = kubectl_ok(
+        &server,
+        &["delete", "configmap", "kept", "--dry-run=server"],
+    );
+    assert_eq!(output.trim(), "configmap \"kept\" deleted (server dry run)");
+    kubectl_ok(&server, &["get", "configmap", "kept"]);
+}

@@ -400,3 +400,24 @@ fn forced_status_sticks() {
         "simulated containers have empty logs"
     );
 }
+
+#[test]
+fn simulated_pod_deadline_fails_it() {
+    let server = server_with(KubeletOptions::default());
+    apply(
+        &server,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: short}\nspec: {activeDeadlineSeconds: 1, containers: [{name: c, image: nginx}, {name: d, image: redis}]}\n",
+    );
+    wait_for(&server, "pod/short", "jsonpath={.status.phase}=Failed");
+    let status = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "pod",
+            "short",
+            "-o",
+            "jsonpath={.status.reason} {.status.containerStatuses[*].state.terminated.exitCode}",
+        ],
+    );
+    assert_eq!(status, "DeadlineExceeded 137 137");
+}

@@ -1104,7 +1104,11 @@ fn delete(
             ),
         ));
     }
-    if options.dry_run {
+    // kubectl sends `dryRun` in the DeleteOptions body rather than the query.
+    let body_dry_run = preconditions["dryRun"]
+        .as_array()
+        .is_some_and(|values| values.iter().any(|v| v == "All"));
+    if options.dry_run || body_dry_run {
         return Ok(Reply::Json(200, to_request_version(resource, &old)));
     }
     let removed = delete_object(state, &mut store, resource, &old)?;

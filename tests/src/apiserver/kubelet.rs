@@ -436,8 +436,9 @@ fn schedule_and_start(state: &Arc<ServerState>, namespace: &str, name: &str, uid
     );
     drop(store);
 
-    if let (Some(dir), true) = (local_dir, single) {
-        start_local_process(state, &stored, &dir);
+    match (local_dir, single) {
+        (Some(dir), true) => start_local_process(state, &stored, &dir),
+        _ => super::process::enforce_deadline(state, &stored),
     }
 }
 

@@ -67,11 +67,46 @@ impl LocalProcess {
 }
 
 /// How a container ended.
-enum Outcome {
+pub(crate) enum Outcome {
     Exited(i32),
     DeadlineExceeded,
     Killed,
     StartFailed(String),
+}
+
+/// Fails a simulated (not locally run) pod with `DeadlineExceeded` once its
+/// `activeDeadlineSeconds` have passed, unless it reached a terminal phase before.
+pub(crate) fn enforce_deadline(state: &Arc<ServerState>, pod: &Value) {
+    let Some(seconds) = pod["spec"]["activeDeadlineSeconds"].as_u64() else {
+        return;
+    };
+    let namespace = meta::namespace_of(pod).to_string();
+    let name = meta::name_of(pod).to_string();
+    let uid = pod["metadata"]["uid"].clone();
+    let started = pod["status"]["startTime"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let task_state = state.clone();
+    state.runtime.spawn(async move {
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let running = task_state
+            .lock_store()
+            .get(&Key::new("", "pods", &namespace, &name))
+            .is_some_and(|pod| {
+                pod["metadata"]["uid"] == uid && pod["status"]["phase"] == "Running"
+            });
+        if running {
+            finish_pod(
+                &task_state,
+                &namespace,
+                &name,
+                &uid,
+                &started,
+                Outcome::DeadlineExceeded,
+            );
+        }
+    });
 }
 
 /// Runs the single container of `pod` as a local process with `bin_dir` first on `PATH`.
@@ -215,7 +250,7 @@ async fn supervise(
 }
 
 /// Writes the terminal status of a pod whose process ended.
-fn finish_pod(
+pub(crate) fn finish_pod(
     state: &ServerState,
     namespace: &str,
     name: &str,
@@ -260,7 +295,13 @@ fn finish_pod(
             }
         }
     }
-    if let Some(container) = status["containerStatuses"].get_mut(0) {
+    let containers = status
+        .get_mut("containerStatuses")
+        .and_then(Value::as_array_mut)
+        .map(|list| list.iter_mut())
+        .into_iter()
+        .flatten();
+    for container in containers {
         let mut terminated = json!({
             "exitCode": exit_code,
             "reason": if reason == "DeadlineExceeded" { "Error" } else { reason },
