@@ -206,3 +206,47 @@ fn unknown_pod_uid_reported() {
             .starts_with("no process of pod 00000000-0000-0000-0000-000000000000 on this node")
     );
 }
+
+#[test]
+fn check_lists_cni_chain_and_clsact() {
+    let Some(net) = setup() else { return };
+    testnet::in_netns(
+        &net.node_ns,
+        "tc",
+        &["qdisc", "add", "dev", &net.host_veth, "clsact"],
+    );
+    let cni = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cni.path().join("05-cilium.conflist"),
+        r#"{"name":"cilium","plugins":[{"type":"cilium-cni"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(cni.path().join("99-broken.conf"), "{").unwrap();
+
+    let cni_dir = cni.path().display().to_string();
+    let node = net.node_path().display().to_string();
+    let output = agent(&["check", "--cni-dir", &cni_dir, "--host-netns", &node]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let checked = report(&output);
+    assert_eq!(checked["action"], "check");
+    assert_eq!(checked["cniFiles"][0]["file"], "05-cilium.conflist");
+    assert_eq!(
+        checked["cniFiles"][0]["plugins"],
+        serde_json::json!(["cilium-cni"])
+    );
+    assert_eq!(checked["cniFiles"][0]["bandwidth"], false);
+    assert!(
+        checked["cniFiles"][1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON")
+    );
+    assert_eq!(
+        checked["clsactInterfaces"],
+        serde_json::json!([net.host_veth])
+    );
+}

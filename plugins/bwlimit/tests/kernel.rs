@@ -387,3 +387,37 @@ fn leftovers_of_dead_runs_removed() {
     let namespaces = String::from_utf8_lossy(&run_ok("ip", &["netns", "list"]).stdout).into_owned();
     assert!(!namespaces.contains(&leftover), "{namespaces}");
 }
+
+#[test]
+fn default_route_interface_used_without_eth0() {
+    let Some(net) = setup() else { return };
+    // Rename eth0 and route through it: the agent must follow the default route.
+    let pod = net.pod_ns.as_str();
+    run_ok("ip", &["-n", pod, "link", "set", "eth0", "down"]);
+    run_ok("ip", &["-n", pod, "link", "set", "eth0", "name", "net1"]);
+    run_ok("ip", &["-n", pod, "link", "set", "net1", "up"]);
+    run_ok(
+        "ip",
+        &["-n", pod, "route", "add", "default", "via", &net.node_addr],
+    );
+
+    let report = apply(&net, "20M", "20M", None);
+    assert_eq!(report.error, None);
+    assert_eq!(report.pod_interface.unwrap().name, "net1");
+    assert_eq!(report.host_interface.unwrap().name, net.host_veth);
+}
+
+#[test]
+fn pod_without_eth0_or_route_reported() {
+    let Some(net) = setup() else { return };
+    run_ok("ip", &["-n", &net.pod_ns, "link", "set", "eth0", "down"]);
+    run_ok(
+        "ip",
+        &["-n", &net.pod_ns, "link", "set", "eth0", "name", "net1"],
+    );
+    let report = run(&net, AgentAction::Show);
+    assert_eq!(
+        report.error.as_deref(),
+        Some("the pod's network namespace has neither eth0 nor a default route")
+    );
+}
