@@ -339,7 +339,8 @@ impl Netlink {
         Ok(())
     }
 
-    /// Deletes a qdisc by parent and handle. A qdisc that is already gone is not an error.
+    /// Deletes a qdisc by parent and handle. A qdisc that is already gone is not an error: the
+    /// kernel returns ENOENT, or EINVAL when a qdisc with another handle is at that parent.
     pub async fn delete_qdisc(&self, ifindex: u32, parent: u32, handle: u32) -> Result<()> {
         let mut message = TcMessage::with_index(ifindex as i32);
         message.header.parent = TcHandle::from(parent);

@@ -13,7 +13,7 @@ use shared::{Error, Result, ResultExt};
 
 use crate::target::{AnnotatedLimits, WorkloadKind};
 
-/// What the commands need to know about a pod.
+/// Fields of a pod that the commands use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodInfo {
     /// Namespace.
