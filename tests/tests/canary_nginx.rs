@@ -896,6 +896,84 @@ fn rollout_resumes_after_interruption() {
 }
 
 #[test]
+fn rollout_aborts_when_verify_unreachable() {
+    let env = env_with_canary("0");
+    // Bind and drop a listener to get a loopback port with nothing behind it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let output = env.canary(&[
+        "rollout",
+        "hello-world",
+        "--steps",
+        "10,100",
+        "--interval",
+        "0s",
+        "--verify-url",
+        &url,
+        "--verify-requests",
+        "5",
+        "--verify-canary-match",
+        "v2",
+    ]);
+    assert_fails(&output, 1, "verify at step 1/2 failed: all 5 requests");
+    assert_eq!(
+        env.annotation("ingress", "hello-world-canary", WEIGHT)
+            .as_deref(),
+        Some("0")
+    );
+}
+
+#[test]
+fn rollout_counts_failed_verify_requests() {
+    let env = env_with_canary("0");
+    // Every 8th request fails with 500 (12 of 100), and the rest split about 10% canary.
+    let app = HelloServer::start_failing(0.1, Marker::Body, 8);
+    let args = [
+        "rollout",
+        "hello-world",
+        "--steps",
+        "10",
+        "--interval",
+        "0s",
+        "--verify-url",
+        &app.url(),
+        "--verify-requests",
+        "100",
+        "--verify-canary-match",
+        "version: v2",
+    ];
+    let mut tolerant = args.to_vec();
+    tolerant.extend(["--verify-max-failures", "12"]);
+    let passed = env.canary_ok(&tolerant);
+    assert!(passed.contains("Requests: 100 (12 failed)"), "{passed}");
+    assert!(
+        passed.contains("rollout of hello-world completed"),
+        "{passed}"
+    );
+
+    // A fresh server so that the failures are again 12 of 100.
+    let app = HelloServer::start_failing(0.1, Marker::Body, 8);
+    let url = app.url();
+    let mut args = args.to_vec();
+    args[7] = &url;
+    let output = env.canary(&args);
+    assert_fails(
+        &output,
+        1,
+        "verify at step 1/1 had 12 failed requests of 100, more than --verify-max-failures 0 (first failure: HTTP 500 Internal Server Error)",
+    );
+    assert_eq!(
+        env.annotation("ingress", "hello-world-canary", WEIGHT)
+            .as_deref(),
+        Some("0")
+    );
+}
+
+#[test]
 fn rollout_aborts_when_verify_fails() {
     let env = env_with_canary("0");
     // The app returns v2 for 10% of requests whatever the weight, so step 2 (50%) fails.

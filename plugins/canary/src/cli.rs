@@ -372,6 +372,10 @@ pub struct RolloutVerifyArgs {
     /// Response header whose presence marks a canary response (NAME, or NAME:VALUE for a value).
     #[arg(long, value_name = "NAME", requires = "verify_url")]
     pub verify_canary_header: Option<String>,
+
+    /// Failed requests (errors and 5xx responses) a step tolerates before the rollout aborts.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "verify_url")]
+    pub verify_max_failures: u64,
 }
 
 /// Arguments of `verify`.

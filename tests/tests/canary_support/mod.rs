@@ -217,6 +217,12 @@ pub struct HelloServer {
 impl HelloServer {
     /// Starts a server that returns v2 for `canary_share` of the requests, evenly spread.
     pub fn start(canary_share: f64, marker: Marker) -> HelloServer {
+        HelloServer::start_failing(canary_share, marker, 0)
+    }
+
+    /// Starts a server like [`HelloServer::start`] that also answers every `fail_every`-th
+    /// request with 500 Internal Server Error (0 never fails).
+    pub fn start_failing(canary_share: f64, marker: Marker, fail_every: u64) -> HelloServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
         let addr = listener.local_addr().expect("local address");
         let requests = Arc::new(AtomicU64::new(0));
@@ -235,7 +241,8 @@ impl HelloServer {
                     let index = requests.fetch_add(1, Ordering::SeqCst);
                     let canary = ((index + 1) as f64 * canary_share).floor()
                         > (index as f64 * canary_share).floor();
-                    answer(stream, canary, marker, &hosts, &heads);
+                    let failing = fail_every > 0 && (index + 1) % fail_every == 0;
+                    answer(stream, canary, failing, marker, &hosts, &heads);
                 }
             })
         };
@@ -258,6 +265,7 @@ impl HelloServer {
 fn answer(
     mut stream: TcpStream,
     canary: bool,
+    failing: bool,
     marker: Marker,
     hosts: &Mutex<Vec<String>>,
     heads: &Mutex<Vec<String>>,
@@ -290,8 +298,13 @@ fn answer(
             format!("X-Version: {version}\r\n"),
         ),
     };
+    let status = if failing {
+        "500 Internal Server Error"
+    } else {
+        "200 OK"
+    };
     let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\n{header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = stream.write_all(response.as_bytes());

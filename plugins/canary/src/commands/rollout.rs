@@ -174,6 +174,7 @@ struct Verifier {
     probe: Probe,
     classifier: Classifier,
     requests: u64,
+    max_failures: u64,
 }
 
 fn verifier(args: &RolloutArgs) -> Result<Option<Verifier>> {
@@ -198,6 +199,7 @@ fn verifier(args: &RolloutArgs) -> Result<Option<Verifier>> {
         },
         classifier,
         requests: args.verify.verify_requests,
+        max_failures: args.verify.verify_max_failures,
     }))
 }
 
@@ -251,6 +253,15 @@ async fn check_step(
                 expected * 100.0
             ))
         }
+        Ok(report) if report.tally.failed > verifier.max_failures => Some(format!(
+            "verify at step {}/{} had {} failed requests of {}, more than --verify-max-failures {} (first failure: {})",
+            state.applied,
+            state.steps.len(),
+            report.tally.failed,
+            report.requests,
+            verifier.max_failures,
+            report.tally.first_error.as_deref().unwrap_or("unknown")
+        )),
         Ok(_) => None,
         Err(error) => Some(format!(
             "verify at step {}/{} failed: {error}",

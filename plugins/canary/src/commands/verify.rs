@@ -36,6 +36,12 @@ pub async fn run(args: &VerifyArgs, namespace_flag: Option<&str>) -> Result<()> 
 
     let expected = args.expect_weight.map(|percent| percent / 100.0);
     let report = measure(&probe, &classifier, requests, expected).await?;
+    if report.tally.failed > 0 {
+        eprintln!(
+            "warning: {} of {requests} requests failed and are left out of the split",
+            report.tally.failed
+        );
+    }
     match args.output.output {
         OutputFormat::Json | OutputFormat::Yaml => {
             shared::output::print_structured(&report, args.output.output)?
