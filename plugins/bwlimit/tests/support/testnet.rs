@@ -68,9 +68,28 @@ fn is_leftover(name: &str) -> bool {
     }
 }
 
-/// Deletes namespaces and root-namespace links named `bwt<pid>...` whose process is gone,
-/// the leftovers of runs that were killed before their guards ran.
+/// Deletes namespaces, root-namespace links and pids cgroups named `bwt<pid>...` whose
+/// process is gone, the leftovers of runs that were killed before their guards ran.
 pub fn remove_leftovers() {
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup/pids") {
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_leftover(&name) {
+                // A cgroup directory is removed bottom-up once its processes have ended.
+                for child in std::fs::read_dir(entry.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    if child.path().is_dir() {
+                        let _ = std::fs::remove_dir(child.path());
+                    }
+                }
+                let _ = std::fs::remove_dir(entry.path());
+            }
+        }
+    }
+
     let namespaces = run_ok("ip", &["netns", "list"]);
     for line in String::from_utf8_lossy(&namespaces.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or_default();
