@@ -224,7 +224,7 @@ const SOCKET_POD_SPEC: &str = "
 
 /// Builds the ops namespace: a Deployment with a ReplicaSet and pods, an old ReplicaSet at
 /// zero replicas, a CronJob with a Job and a pod, a pod owned by an unlisted kind, a bare
-/// dind pod and a clean Deployment; and a DaemonSet in another namespace.
+/// dind pod and a clean Deployment. The logging namespace gets a DaemonSet.
 fn populate(server: &TestServer) {
     kubectl_ok(server, &["create", "namespace", "ops"]);
     kubectl_ok(server, &["create", "namespace", "logging"]);

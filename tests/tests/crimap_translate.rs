@@ -12,10 +12,10 @@ struct Case {
 fn check_cases(tool: &str, cases: &[Case]) {
     for case in cases {
         let output = run(plugin("crimap").arg(tool).args(case.args));
-        let shown = format!("{tool} {}", case.args.join(" "));
+        let command_line = format!("{tool} {}", case.args.join(" "));
         assert!(
             output.status.success(),
-            "kubectl crimap {shown} failed: {}",
+            "kubectl crimap {command_line} failed: {}",
             stderr(&output)
         );
         let mut expected = case.output.join("\n");
@@ -23,7 +23,7 @@ fn check_cases(tool: &str, cases: &[Case]) {
         assert_eq!(
             stdout(&output),
             expected,
-            "output of kubectl crimap {shown}"
+            "output of kubectl crimap {command_line}"
         );
     }
 }

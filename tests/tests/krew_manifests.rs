@@ -180,7 +180,7 @@ fn checksums_file_completes_manifests() {
     }
 }
 
-/// `PATH` with `bin` first and the system folders, minus any folder that holds a plugin
+/// `PATH` with `bin` first and the system folders, minus any folder that contains a plugin
 /// binary already (such as cargo's target folder), so that kubectl finds only the install.
 fn path_with(bin: &Path) -> std::ffi::OsString {
     let system = std::env::var_os("PATH").unwrap_or_default();

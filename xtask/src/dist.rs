@@ -28,7 +28,7 @@ pub struct DistOptions {
     pub skip_build: bool,
 }
 
-/// What `dist` produced.
+/// Output of `dist`.
 #[derive(Debug, Clone)]
 pub struct DistOutput {
     /// The platform built here.

@@ -1,5 +1,5 @@
 //! Installing a plugin from its archive the way krew lays it out: files copied into
-//! `store/<name>/<version>/` as the manifest's `files` say, and `bin/kubectl-<name>` linking to
+//! `store/<name>/<version>/` as the manifest's `files` list them, and `bin/kubectl-<name>` linking to
 //! the manifest's `bin`.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use crate::manifest::{self, ManifestPlatform, destination};
 use crate::platform::Platform;
 use crate::{Error, IoContext, Result};
 
-/// Where an installation put the plugin.
+/// Locations of an installed plugin.
 #[derive(Debug, Clone)]
 pub struct Installed {
     /// `store/<name>/<version>/`.
@@ -23,7 +23,7 @@ pub struct Installed {
 /// Installs the plugin of `manifest_path` from the local `archive` into the krew-like `root`,
 /// choosing the manifest entry of `platform`.
 ///
-/// The manifest is validated first; entries of other platforms may still be pending, but the
+/// The manifest is validated first, and entries of other platforms may still be pending. The
 /// chosen entry needs a real sha256 equal to the archive's, and its uri must end in the
 /// archive's file name.
 pub fn install(

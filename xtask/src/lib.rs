@@ -16,7 +16,7 @@ pub enum Error {
     /// A file or process operation failed.
     #[error("{context}: {source}")]
     Io {
-        /// What was being done, naming the path.
+        /// Step that failed, with the path.
         context: String,
         /// The underlying error.
         #[source]

@@ -44,6 +44,7 @@ pub fn render(
     text.push_str("kind: Plugin\n");
     text.push_str("metadata:\n");
     text.push_str(&format!("  name: {name}\n"));
+
     text.push_str("spec:\n");
     text.push_str(&format!("  version: v{version}\n"));
     text.push_str(&format!("  homepage: {}\n", scalar(homepage)));
@@ -55,6 +56,7 @@ pub fn render(
     if let Some(caveats) = plugin.caveats {
         text.push_str(&block("caveats", caveats));
     }
+
     text.push_str("  platforms:\n");
     for entry in entries {
         let platform = entry.platform;
@@ -68,6 +70,7 @@ pub fn render(
                 PENDING_SHA256.to_string()
             }
         };
+
         text.push_str("  - selector:\n      matchLabels:\n");
         text.push_str(&format!(
             "        os: {}\n        arch: {}\n",
@@ -215,7 +218,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
     })
 }
 
-/// What validation accepted.
+/// Result of a successful validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validated {
     /// Plugin name.

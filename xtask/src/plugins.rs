@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::{Error, IoContext, Result, workspace_root};
 
-/// What a krew manifest says about one plugin besides its platforms.
+/// Manifest fields of one plugin other than its platforms.
 #[derive(Debug, Clone, Copy)]
 pub struct PluginInfo {
     /// Name after `kubectl-`; also the manifest's `metadata.name`.
@@ -15,7 +15,7 @@ pub struct PluginInfo {
     pub short_description: &'static str,
     /// Longer description shown by `kubectl krew info`.
     pub description: &'static str,
-    /// What the plugin needs in the cluster, printed after installation; `None` when it needs nothing.
+    /// Cluster requirements printed after installation; `None` when the plugin needs nothing there.
     pub caveats: Option<&'static str>,
 }
 

@@ -16,7 +16,7 @@ pub struct FlagSpec {
     pub takes_value: bool,
 }
 
-/// A switch with an optional one-letter name.
+/// Builds a switch with an optional one-letter name.
 pub const fn switch(long: &'static str, short: Option<char>) -> FlagSpec {
     FlagSpec {
         long,
@@ -26,7 +26,7 @@ pub const fn switch(long: &'static str, short: Option<char>) -> FlagSpec {
     }
 }
 
-/// A flag that takes a value, with an optional one-letter name.
+/// Builds a flag that takes a value, with an optional one-letter name.
 pub const fn valued(long: &'static str, short: Option<char>) -> FlagSpec {
     FlagSpec {
         long,

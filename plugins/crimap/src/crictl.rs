@@ -2,9 +2,10 @@
 //! (dockershim before Kubernetes 1.24, cri-dockerd after).
 //!
 //! dockershim and cri-dockerd run each pod sandbox as a `pause` container labelled
-//! `io.kubernetes.docker.type=podsandbox`, and label every container with
-//! `io.kubernetes.sandbox.id`, `io.kubernetes.pod.name`, `io.kubernetes.pod.namespace` and
-//! `io.kubernetes.pod.uid`; the pod filters below rely on those labels.
+//! `io.kubernetes.docker.type=podsandbox`. They label the app containers with
+//! `io.kubernetes.sandbox.id`, and all of them with `io.kubernetes.pod.name`,
+//! `io.kubernetes.pod.namespace` and `io.kubernetes.pod.uid`. The pod filters below rely on
+//! those labels, so they work only on such nodes.
 
 use shared::{Error, Result};
 

@@ -9,7 +9,7 @@ use shared::{Error, Result};
 use crate::argv::{FlagSpec, ParsedArgs, parse, shell_quote, switch, valued};
 use crate::translation::Translation;
 
-/// containerd namespace that holds the kubelet's images and containers.
+/// containerd namespace of the kubelet's images and containers.
 pub const K8S_NAMESPACE: &str = "k8s.io";
 
 /// Translates `args`, the words after `docker`, into crictl (or nerdctl/ctr).
@@ -375,7 +375,7 @@ const INSPECT_FLAGS: &[FlagSpec] = &[
     valued("type", None),
 ];
 
-/// How an argument of `docker inspect` reads when `--type` is not given.
+/// Reading of a `docker inspect` argument when `--type` is not given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectGuess {
     /// `repo:tag`, `registry/repo`, `name@sha256:...` or `sha256:...`: an image.
@@ -1017,7 +1017,7 @@ fn top(input: &[String], args: &[String]) -> Result<Translation> {
     Ok(out)
 }
 
-/// Commands crictl lacks, answered with nerdctl (and ctr where it helps).
+/// Translates commands crictl lacks into nerdctl, and names the ctr command where one exists.
 fn without_crictl(input: &[String], command: &str, args: &[String]) -> Result<Translation> {
     let mut out = Translation::new(input, false);
     let nerdctl = |with_namespace: bool| {

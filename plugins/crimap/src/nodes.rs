@@ -13,7 +13,7 @@ pub const KUBEADM_CRI_SOCKET: &str = "kubeadm.alpha.kubernetes.io/cri-socket";
 /// Prefix of other node annotations that may name the CRI socket.
 pub const NODE_ALPHA_PREFIX: &str = "node.alpha.kubernetes.io/";
 
-/// How a node talks to Docker Engine.
+/// Shim between the kubelet and Docker Engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DockerShim {
@@ -32,7 +32,7 @@ impl DockerShim {
     }
 }
 
-/// What `nodes` reports for one node.
+/// Runtime report of one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeRuntime {

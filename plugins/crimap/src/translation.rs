@@ -10,7 +10,7 @@ pub struct Translation {
     /// The command line that was translated, shell-quoted.
     pub input: String,
     /// Whether the target CLI (crictl for docker input, docker for crictl input) has an
-    /// equivalent; false when the commands use another tool such as nerdctl, ctr or kubectl.
+    /// equivalent. It is false when the commands use another tool, such as nerdctl or kubectl.
     pub equivalent: bool,
     /// Shell command lines to run, in order.
     pub commands: Vec<String>,

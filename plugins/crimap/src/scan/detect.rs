@@ -41,7 +41,7 @@ impl FindingKind {
 /// One Docker dependency in a pod spec.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Finding {
-    /// What kind of dependency it is.
+    /// Kind of dependency.
     pub kind: FindingKind,
     /// Container it belongs to; `None` for a volume no container mounts.
     pub container: Option<String>,

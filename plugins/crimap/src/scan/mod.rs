@@ -22,7 +22,7 @@ pub struct WorkloadReport {
     pub namespace: Option<String>,
     /// Workload name.
     pub name: String,
-    /// Where it was read: `cluster`, or the file path with the document number.
+    /// Origin: `cluster`, or the file path with the document number.
     pub source: String,
     /// Dependencies found, sorted.
     pub findings: Vec<Finding>,
