@@ -86,7 +86,7 @@ fn set_mtime(path: &Path, seconds: i64) {
     assert!(status.success());
 }
 
-/// A volume with small and large files, a sparse file, links, odd modes and owners.
+/// Fills a volume with small and large files, a sparse file, links, odd modes and owners.
 fn build_volume(root: &Path) {
     std::fs::create_dir_all(root.join("db/wal")).unwrap();
     for index in 0..40 {

@@ -1,6 +1,7 @@
-//! Volume data through the test API server: the agent pods `backup create` starts (node,
-//! mounts, security context, cleanup), annotation handling, and a restore that fills the claim
-//! before it creates the workload, or stops with the reason when the restore pod cannot run.
+//! Volume data through the test API server. The backup tests check the agent pods that
+//! `backup create` starts (node, mounts, security context, cleanup) and annotation handling.
+//! The restore tests check that the claim is filled before the workload is created, and that
+//! a restore pod that cannot run stops the restore with the reason.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -351,7 +352,7 @@ fn backup_runs_agent_pods_for_annotated_volumes() {
     );
 }
 
-/// A backup in a folder location whose record says claim data-db-0 of namespace shop holds
+/// Writes a backup to a folder location whose record names claim data-db-0 of namespace shop holds
 /// snapshot `snap-1`, with a Deployment that mounts the claim.
 fn write_pvc_backup(kubeconfig: &Path, home: &Path, location: &str, storage_class: Option<&str>) {
     apply(
@@ -487,13 +488,7 @@ fn restore_fills_claim_before_workload() {
     assert_eq!(mount_named(container, "data")["readOnly"], false);
     assert_eq!(
         container["securityContext"]["capabilities"]["add"],
-        json!([
-            "CHOWN",
-            "DAC_OVERRIDE",
-            "DAC_READ_SEARCH",
-            "FOWNER",
-            "FSETID"
-        ])
+        json!(["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"])
     );
     let args: Vec<&str> = container["args"]
         .as_array()

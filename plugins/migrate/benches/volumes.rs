@@ -69,8 +69,8 @@ fn file_content(random: &mut Random, length: usize) -> Vec<u8> {
     }
 }
 
-/// Writes the tree: 70% of the bytes in 24 large files (8 to 52 MiB), the rest in small files
-/// (1 to 64 KiB) spread over 100 folders; half of the content is compressible text.
+/// Writes the tree: 70% of the bytes in large files (8 to 52 MiB) and the rest in small files
+/// (1 to 64 KiB) spread over 100 folders. Half of the files are compressible text.
 fn generate_tree(root: &Path, total_mib: u64) -> Vec<PathBuf> {
     let mut random = Random(SEED);
     let mut files = Vec::new();

@@ -166,7 +166,7 @@ pub struct BackupCreateArgs {
     pub page_size: u32,
 
     #[command(flatten)]
-    pub volumes: crate::volumes::VolumeBackupArgs,
+    pub volumes: Box<crate::volumes::VolumeBackupArgs>,
 }
 
 /// Arguments of `backup get`.
@@ -258,7 +258,7 @@ pub struct RestoreCreateArgs {
     pub location: LocationArgs,
 
     #[command(flatten)]
-    pub volumes: crate::volumes::VolumeArgs,
+    pub volumes: Box<crate::volumes::VolumeArgs>,
 
     #[command(flatten)]
     pub filters: FilterArgs,

@@ -78,7 +78,7 @@ async fn create(kube: &KubeArgs, args: RestoreCreateArgs) -> Result<()> {
         target_server: target.config.cluster_url.to_string(),
         volumes: Some(crate::volumes::VolumeRestore {
             store_config: crate::volumes::resolve_store_config(&args.location)?,
-            args: args.volumes.clone(),
+            args: (*args.volumes).clone(),
         }),
     };
 

@@ -1,7 +1,7 @@
 //! Backup of a folder into a snapshot: walk, chunk, deduplicate, seal, pack and upload.
 //!
-//! The walk and the chunker run on one thread; compression and sealing run on `workers`
-//! threads; one packer thread fills packs and hands each to an upload task, with at most
+//! The walk and the chunker run on one thread. Compression and sealing run on `workers`
+//! threads. One packer thread fills packs and hands each to an upload task, with at most
 //! `uploads` packs in flight. The bounded channels between the stages keep memory at about
 //! `(2 * workers) * CHUNK_MAX * 2 + (uploads + 1) * PACK_TARGET_SIZE`.
 
@@ -102,7 +102,7 @@ pub async fn backup_folder(
             .await
             .map_err(|error| Error::Backend(format!("backup task failed: {error}")))??;
 
-    // The index goes before the snapshot, so a snapshot never names chunks nobody can find.
+    // The index goes before the snapshot, so a snapshot never names chunks that are not indexed.
     if !packs.is_empty() {
         repository
             .save_object("index", b"index", &IndexFile { packs })

@@ -78,7 +78,7 @@ impl MasterKey {
         *blake3::keyed_hash(&self.chunk_id, plaintext).as_bytes()
     }
 
-    /// Encrypts `plaintext` with a fresh random nonce; `context` is authenticated but not
+    /// Encrypts `plaintext` with a fresh random nonce. `context` is authenticated but not
     /// stored, so a blob only opens under the same context (its chunk id or object kind).
     pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, Error> {
         seal_with(&self.encryption, plaintext, context)

@@ -1,10 +1,10 @@
 //! Restore of a snapshot into a folder, keeping modes, ownership, links, mtimes and holes.
 //!
-//! The order matters: entries are created first (files at their full size, so unwritten
-//! ranges stay holes), then the data is written pack by pack so that each pack is fetched
-//! once, then hard links are made, and last the metadata is applied: ownership before
-//! mode (chown clears setuid bits), mtimes after content, directories deepest first so that
-//! creating their children does not change their mtime again.
+//! The order matters. Entries are created first, files at their full size so that unwritten
+//! ranges stay holes. Then the data is written pack by pack, so each pack is fetched once.
+//! Then hard links are made. The metadata comes last: ownership before mode because chown
+//! clears setuid bits, mtimes after content, and directories deepest first so that creating
+//! their children does not change their mtime again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::crypto::ChunkId;
 use super::pack::hex_id;
 
-/// Labels that say where a snapshot's data came from.
+/// Labels that name the source of a snapshot's data.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotTags {
     /// Name of the backup that made the snapshot.

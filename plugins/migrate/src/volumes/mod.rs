@@ -76,7 +76,7 @@ pub struct VolumeArgs {
     pub password_file: Option<std::path::PathBuf>,
 }
 
-/// What the backup of one volume stored.
+/// Record of one backed-up volume: where it came from, its snapshot and counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeRecord {
@@ -367,7 +367,7 @@ pub fn agent_location(config: &StoreConfig) -> Result<AgentLocation> {
     }
 }
 
-/// One run of agent pods with its Secret, cleaned up whatever happens.
+/// One run of agent pods with its Secret; [`AgentRun::guarded`] deletes both at the end.
 struct AgentRun<'a> {
     client: &'a Client,
     settings: &'a AgentSettings,
@@ -543,8 +543,8 @@ pub fn namespaces_in(manifest: &crate::format::Manifest) -> Vec<String> {
     namespaces
 }
 
-/// The volume step of `backup create`: copies the selected volumes of the backed-up pods and
-/// returns the line to print; fails when any selected volume could not be copied.
+/// Copies the selected volumes of the backed-up pods (the volume step of `backup create`) and
+/// returns the line to print. It fails when any selected volume could not be copied.
 pub async fn backup_step(
     client: &Client,
     store: &Store,
@@ -591,15 +591,15 @@ pub async fn backup_step(
     ))
 }
 
-/// What a restore needs to run restore pods: the location as agents reach it and their flags.
+/// Settings of the restore pods: the location as agents reach it, and the agent flags.
 #[derive(Debug, Clone)]
 pub struct VolumeRestore {
     pub store_config: StoreConfig,
     pub args: VolumeArgs,
 }
 
-/// The volume step of `restore create`, run after the claims exist and before any workload:
-/// fills every restored claim from its snapshot. A dry run only lists the claims.
+/// Fills every restored claim from its snapshot (the volume step of `restore create`, run after
+/// the claims exist and before any workload). A dry run only lists the claims.
 pub async fn restore_step(
     client: &Client,
     store: &Store,
@@ -611,7 +611,7 @@ pub async fn restore_step(
     }
     let Some(volumes) = &request.volumes else {
         return Err(Error::failed(format!(
-            "backup {} holds volume data but this restore has no location settings for agent pods",
+            "backup {} contains volume data but the restore request is missing the agent pod settings",
             request.backup
         )));
     };
@@ -686,8 +686,8 @@ pub fn details_text(records: &[VolumeRecord]) -> String {
     text
 }
 
-/// The volume part of `backup verify`: opens every chunk the backup's snapshots refer to
-/// (decrypt, decompress, rehash). Returns the summary line and the problems found.
+/// Opens every chunk that the backup's snapshots refer to (decrypt, decompress, rehash) for
+/// `backup verify`. Returns the summary line and the problems found.
 pub async fn verify_step(store: &Store, backup: &str) -> Result<Option<(String, Vec<String>)>> {
     let records = read_records(store, backup).await?;
     if records.is_empty() {
@@ -695,7 +695,7 @@ pub async fn verify_step(store: &Store, backup: &str) -> Result<Option<(String, 
     }
     let password = crate::agent::read_password(None).map_err(|_| {
         Error::usage(format!(
-            "backup {backup} holds volume data: set {} to the repository password to check its chunks",
+            "missing repository password: backup {backup} contains volume data, set {} to check its chunks",
             crate::agent::PASSWORD_ENV
         ))
     })?;

@@ -1,10 +1,11 @@
 //! Specs of the agent pods that move volume data, and of the Secret they read.
 //!
-//! Privileges: the agent runs as uid 0 because volume files belong to arbitrary users, with
-//! every capability dropped except those the step needs: DAC_READ_SEARCH to read and list
-//! every file for a backup; CHOWN, FOWNER and FSETID to give restored files their owners,
+//! Privileges: the agent runs as uid 0 because volume files belong to arbitrary users. Every
+//! capability is dropped except those the step needs. A backup needs DAC_READ_SEARCH to read
+//! and list every file. A restore needs CHOWN, FOWNER and FSETID to give files their owners,
 //! modes (setuid/setgid included) and mtimes, and DAC_OVERRIDE to write into a new volume
-//! whose root folder belongs to another user. No pod is privileged, the root file system is
+//! whose root folder belongs to another user. The restore set stays within the capabilities
+//! that Pod Security Admission's baseline level allows. No pod is privileged, the root file system is
 //! read-only and privilege escalation is off.
 
 use std::collections::BTreeMap;
@@ -18,14 +19,14 @@ use super::selection::{SelectedVolume, VolumeSource};
 
 /// Label on every object a run creates, with the run id as value, for cleanup.
 pub const RUN_LABEL: &str = "kubectl-migrate.io/volume-run";
-/// Folder where the agent container sees the volume.
+/// Mount path of a claim in the agent container.
 pub const DATA_MOUNT: &str = "/data";
 /// Secret keys read by the agent through environment variables.
 pub const PASSWORD_KEY: &str = "password";
 pub const ACCESS_KEY_ID_KEY: &str = "aws-access-key-id";
 pub const SECRET_ACCESS_KEY_KEY: &str = "aws-secret-access-key";
 
-/// How agent pods are made, from the command line.
+/// Settings of the agent pods, from the command line.
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
     pub image: String,
@@ -60,7 +61,7 @@ pub fn secret_name(run_id: &str) -> String {
     format!("kubectl-migrate-volumes-{run_id}")
 }
 
-/// The Secret holding the repository password and the S3 keys for one run in one namespace.
+/// Builds the Secret that contains the repository password and the S3 keys for one run in one namespace.
 pub fn run_secret(
     namespace: &str,
     settings: &AgentSettings,
@@ -92,7 +93,7 @@ pub fn run_secret(
     secret
 }
 
-/// The backup pod of one volume: on the volume's node, the volume mounted read-only.
+/// Builds the backup pod of one volume: on the volume's node, with the volume mounted read-only.
 pub fn backup_pod(
     volume: &SelectedVolume,
     index: usize,
@@ -152,8 +153,8 @@ pub fn backup_pod(
     serde_json::from_value(pod).expect("backup pod spec is valid")
 }
 
-/// The restore pod of one claim: the claim mounted read-write, scheduled by the scheduler
-/// (the claim's topology decides the node).
+/// Builds the restore pod of one claim, mounted read-write. The scheduler picks the node,
+/// because the claim's topology decides where it can be mounted.
 pub fn restore_pod(
     namespace: &str,
     claim: &str,
@@ -180,13 +181,7 @@ pub fn restore_pod(
         args,
         settings,
         location,
-        &[
-            "CHOWN",
-            "DAC_OVERRIDE",
-            "DAC_READ_SEARCH",
-            "FOWNER",
-            "FSETID",
-        ],
+        &["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"],
     );
     add_volume(
         &mut pod,
@@ -336,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn backup_pod_mounts_pvc_read_only_on_the_node() {
+    fn backup_pod_mounts_claim_read_only() {
         let pod = backup_pod(
             &volume(VolumeSource::Pvc {
                 claim: "data-db-0".into(),
@@ -422,13 +417,7 @@ mod tests {
         );
         assert_eq!(
             value["spec"]["containers"][0]["securityContext"]["capabilities"]["add"],
-            json!([
-                "CHOWN",
-                "DAC_OVERRIDE",
-                "DAC_READ_SEARCH",
-                "FOWNER",
-                "FSETID"
-            ])
+            json!(["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"])
         );
     }
 }

@@ -1,4 +1,5 @@
-//! Which pod volumes get their data copied, following Velero's file-system backup annotations.
+//! Selection of the pod volumes whose data is copied, following Velero's file-system backup
+//! annotations.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +11,7 @@ pub const BACKUP_VOLUMES_ANNOTATION: &str = "backup.velero.io/backup-volumes";
 /// Pod annotation naming the volumes to leave out, separated by commas (Velero's opt-out).
 pub const EXCLUDE_VOLUMES_ANNOTATION: &str = "backup.velero.io/backup-volumes-excludes";
 
-/// Where a selected volume's data lives.
+/// Source of a selected volume's data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum VolumeSource {

@@ -17,11 +17,11 @@ const STUCK_WAITING_REASONS: [&str; 6] = [
     "RunContainerError",
 ];
 
-/// Where an agent pod stands.
+/// State of an agent pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PodState {
     Succeeded,
-    /// Ended or cannot go on; the text says why.
+    /// Ended, or cannot go on, with the reason.
     Failed(String),
     /// Not scheduled; the text is the scheduler's message.
     Unschedulable(String),
@@ -96,7 +96,7 @@ pub struct WaitLimits {
     pub poll: Duration,
 }
 
-/// Waits until the pod succeeds; any failure, a long unschedulable state or the total limit
+/// Waits until the pod succeeds. A failure, a long unschedulable state or the total limit
 /// ends the wait with the reason and the pod's warning events.
 pub async fn wait_for_pod(
     client: &Client,
