@@ -144,6 +144,63 @@ fn verify_sends_headers_and_cookies() {
 }
 
 #[test]
+fn verify_https_with_certificate_authority() {
+    let (server, ca_pem) = HelloServer::start_tls(0.5, Marker::Body);
+    let folder = tempfile::tempdir().unwrap();
+    let ca_file = folder.path().join("ca.crt");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let url = format!("https://{}/", server.addr);
+
+    let trusted = canary(&[
+        "verify",
+        "--url",
+        &url,
+        "-n",
+        "20",
+        "--canary-match",
+        "v2",
+        "--expect-weight",
+        "50",
+        "--certificate-authority",
+        &ca_file.display().to_string(),
+    ]);
+    assert!(trusted.status.success(), "{trusted:?}");
+    assert!(
+        stdout(&trusted).contains("Canary:   10 (50.0%"),
+        "{}",
+        stdout(&trusted)
+    );
+
+    let insecure = canary(&[
+        "verify",
+        "--url",
+        &url,
+        "-n",
+        "4",
+        "--canary-match",
+        "v2",
+        "--insecure-skip-tls-verify",
+    ]);
+    assert!(insecure.status.success(), "{insecure:?}");
+
+    let untrusted = canary(&["verify", "--url", &url, "-n", "2", "--canary-match", "v2"]);
+    assert_fails(&untrusted, 1, "all 2 requests");
+    assert_fails(
+        &canary(&[
+            "verify",
+            "--url",
+            &url,
+            "--canary-match",
+            "v2",
+            "--certificate-authority",
+            "/nonexistent/ca.crt",
+        ]),
+        2,
+        "failed to read --certificate-authority /nonexistent/ca.crt",
+    );
+}
+
+#[test]
 fn verify_unreachable_url_fails() {
     // Bind and drop a listener to get a loopback port with nothing behind it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

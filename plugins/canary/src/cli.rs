@@ -422,6 +422,14 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = shared::kubeconfig::parse_duration)]
     pub timeout: Duration,
 
+    /// PEM file of CA certificates to trust for an https URL, besides the web PKI roots.
+    #[arg(long, value_name = "FILE")]
+    pub certificate_authority: Option<PathBuf>,
+
+    /// Accept any certificate of an https URL (for self-signed test setups).
+    #[arg(long, conflicts_with = "certificate_authority")]
+    pub insecure_skip_tls_verify: bool,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -90,6 +90,10 @@ pub struct Probe {
     pub cookies: Vec<(String, String)>,
     /// Timeout of each request.
     pub timeout: std::time::Duration,
+    /// PEM certificates trusted for https besides the built-in web PKI roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Accept any server certificate.
+    pub insecure: bool,
 }
 
 /// Counts of classified and failed requests.
@@ -108,9 +112,23 @@ pub struct Tally {
 
 /// Builds the HTTP client: no redirects, so that requests go only to the given URL.
 fn client(probe: &Probe) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(probe.timeout)
+        .danger_accept_invalid_certs(probe.insecure);
+    if let Some(pem) = &probe.ca_pem {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("invalid --certificate-authority: {e}"))?;
+        if certificates.is_empty() {
+            return Err(
+                "invalid --certificate-authority: the file holds no PEM certificate".to_string(),
+            );
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder
         .build()
         .map_err(|e| format!("failed to build the HTTP client: {e}"))
 }

@@ -223,6 +223,25 @@ impl HelloServer {
     /// Starts a server like [`HelloServer::start`] that also answers every `fail_every`-th
     /// request with 500 Internal Server Error (0 never fails).
     pub fn start_failing(canary_share: f64, marker: Marker, fail_every: u64) -> HelloServer {
+        HelloServer::spawn(canary_share, marker, fail_every, None)
+    }
+
+    /// Starts a server like [`HelloServer::start`] that speaks https with a certificate for
+    /// 127.0.0.1 signed by a fresh CA. Returns the server and the CA certificate in PEM form.
+    pub fn start_tls(canary_share: f64, marker: Marker) -> (HelloServer, String) {
+        let (config, ca_pem) = tls_config();
+        (
+            HelloServer::spawn(canary_share, marker, 0, Some(config)),
+            ca_pem,
+        )
+    }
+
+    fn spawn(
+        canary_share: f64,
+        marker: Marker,
+        fail_every: u64,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> HelloServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
         let addr = listener.local_addr().expect("local address");
         let requests = Arc::new(AtomicU64::new(0));
@@ -238,11 +257,22 @@ impl HelloServer {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
                     let index = requests.fetch_add(1, Ordering::SeqCst);
                     let canary = ((index + 1) as f64 * canary_share).floor()
                         > (index as f64 * canary_share).floor();
                     let failing = fail_every > 0 && (index + 1) % fail_every == 0;
-                    answer(stream, canary, failing, marker, &hosts, &heads);
+                    match &tls {
+                        None => answer(stream, canary, failing, marker, &hosts, &heads),
+                        Some(config) => {
+                            let Ok(connection) = rustls::ServerConnection::new(config.clone())
+                            else {
+                                continue;
+                            };
+                            let stream = rustls::StreamOwned::new(connection, stream);
+                            answer(stream, canary, failing, marker, &hosts, &heads);
+                        }
+                    }
                 }
             })
         };
@@ -263,14 +293,13 @@ impl HelloServer {
 }
 
 fn answer(
-    mut stream: TcpStream,
+    mut stream: impl Read + Write,
     canary: bool,
     failing: bool,
     marker: Marker,
     hosts: &Mutex<Vec<String>>,
     heads: &Mutex<Vec<String>>,
 ) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut head = Vec::new();
     let mut buffer = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -308,6 +337,41 @@ fn answer(
         body.len()
     );
     let _ = stream.write_all(response.as_bytes());
+    let _ = stream.flush();
+}
+
+/// Builds a TLS server configuration for 127.0.0.1 with a certificate signed by a fresh CA,
+/// and returns it with the CA certificate in PEM form.
+fn tls_config() -> (Arc<rustls::ServerConfig>, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca_params, &ca_key);
+
+    let server_key = KeyPair::generate().expect("server key");
+    let mut server_params =
+        CertificateParams::new(vec!["localhost".to_string()]).expect("server parameters");
+    server_params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+    let server_cert = server_params
+        .signed_by(&server_key, &issuer)
+        .expect("server certificate");
+
+    let chain = vec![CertificateDer::from(server_cert.der().to_vec())];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server certificate loads");
+    (Arc::new(config), ca_cert.pem())
 }
 
 impl Drop for HelloServer {

@@ -196,6 +196,8 @@ fn verifier(args: &RolloutArgs) -> Result<Option<Verifier>> {
             headers: args.verify.verify_header.clone(),
             cookies: Vec::new(),
             timeout: Duration::from_secs(10),
+            ca_pem: None,
+            insecure: false,
         },
         classifier,
         requests: args.verify.verify_requests,

@@ -32,6 +32,16 @@ pub async fn run(args: &VerifyArgs, namespace_flag: Option<&str>) -> Result<()> 
         headers: args.header.clone(),
         cookies: args.cookie.clone(),
         timeout: args.timeout,
+        ca_pem: match &args.certificate_authority {
+            Some(path) => Some(std::fs::read(path).map_err(|error| {
+                Error::usage(format!(
+                    "failed to read --certificate-authority {}: {error}",
+                    path.display()
+                ))
+            })?),
+            None => None,
+        },
+        insecure: args.insecure_skip_tls_verify,
     };
 
     let expected = args.expect_weight.map(|percent| percent / 100.0);
