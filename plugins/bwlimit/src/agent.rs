@@ -94,6 +94,7 @@ pub struct AgentReport {
 
 /// The TBF settings `apply` programmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RequestedLimits {
     /// TBF on the host-side veth (traffic into the pod).
     pub ingress: Option<TbfParams>,

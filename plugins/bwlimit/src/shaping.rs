@@ -26,6 +26,7 @@ pub struct Limits {
 
 /// A qdisc as reported in the agent's JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct QdiscReport {
     /// Interface name.
     pub device: String,
@@ -42,6 +43,7 @@ pub struct QdiscReport {
 
 /// Shaping found on a pod's host-side veth.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ShapingState {
     /// TBF at the root of the host-side veth (traffic into the pod), if any.
     pub ingress: Option<TbfParams>,

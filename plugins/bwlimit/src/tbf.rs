@@ -31,6 +31,7 @@ const QOPT_LEN: usize = 2 * RATESPEC_LEN + 12;
 
 /// Settings of one TBF qdisc, in bytes as the kernel takes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TbfParams {
     /// Shaped rate in bytes/s.
     pub rate_bytes: u64,

@@ -61,14 +61,14 @@ fn apply_show_clear_report_json() {
     assert_eq!(applied["podUid"], "uid-1");
     assert_eq!(applied["podInterface"]["name"], "eth0");
     assert_eq!(applied["hostInterface"]["name"], net.host_veth.as_str());
-    assert_eq!(applied["state"]["ingress"]["rate_bytes"], 2_500_000);
-    assert_eq!(applied["state"]["egress"]["rate_bytes"], 1_250_000);
-    assert_eq!(applied["requested"]["ingress"]["burst_bytes"], 32_768);
+    assert_eq!(applied["state"]["ingress"]["rateBytes"], 2_500_000);
+    assert_eq!(applied["state"]["egress"]["rateBytes"], 1_250_000);
+    assert_eq!(applied["requested"]["ingress"]["burstBytes"], 32_768);
 
     let mut show_args = vec!["show"];
     show_args.extend_from_slice(&base);
     let shown = report(&agent(&show_args));
-    assert_eq!(shown["state"]["ingress"]["rate_bytes"], 2_500_000);
+    assert_eq!(shown["state"]["ingress"]["rateBytes"], 2_500_000);
     let kinds: Vec<&str> = shown["state"]["qdiscs"]
         .as_array()
         .unwrap()
@@ -83,7 +83,7 @@ fn apply_show_clear_report_json() {
     let mut clear_args = vec!["clear"];
     clear_args.extend_from_slice(&base);
     let cleared = report(&agent(&clear_args));
-    assert_eq!(cleared["previous"]["egress"]["rate_bytes"], 1_250_000);
+    assert_eq!(cleared["previous"]["egress"]["rateBytes"], 1_250_000);
     assert!(cleared["state"]["ingress"].is_null());
     assert!(cleared["state"]["egress"].is_null());
 }
