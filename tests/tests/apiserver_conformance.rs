@@ -920,3 +920,18 @@ fn metadata_only_list() {
     assert_eq!(item["kind"], "PartialObjectMetadata");
     assert!(item["data"].is_null());
 }
+
+/// Real server: a label value outside the label syntax is 422 on metadata.labels.
+#[test]
+fn invalid_label_is_unprocessable() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut body = config_map("labelled");
+    body["metadata"]["labels"] = json!({"app": "bad value"});
+    let answer = Api::new(&server).post(CM, body);
+    assert_eq!(answer.code, 422);
+    let message = answer.body["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("ConfigMap \"labelled\" is invalid: metadata.labels: Invalid value: \"bad value\": a valid label must be an empty string"),
+        "{message}"
+    );
+}

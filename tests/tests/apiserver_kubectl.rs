@@ -778,3 +778,26 @@ fn server_dry_run_delete_keeps_object() {
     assert_eq!(output.trim(), "configmap \"kept\" deleted (server dry run)");
     kubectl_ok(&server, &["get", "configmap", "kept"]);
 }
+
+#[test]
+fn auth_reviews_allow_the_token() {
+    let server = TestServer::start(ServerOptions::default());
+    assert_eq!(
+        kubectl_ok(&server, &["auth", "can-i", "create", "pods"]).trim(),
+        "yes"
+    );
+    assert_eq!(
+        kubectl_ok(&server, &["auth", "can-i", "get", "/healthz"]).trim(),
+        "yes"
+    );
+    let whoami = kubectl_ok(
+        &server,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert_eq!(whoami, "test-user");
+}

@@ -285,6 +285,7 @@ fn local_image_runs_and_serves_logs() {
     wait_for(&server, "pod/ok", "jsonpath={.status.phase}=Succeeded");
     let logs = kubectl_ok(&server, &["logs", "ok"]);
     assert_eq!(logs, "hello from world in /\noops\n");
+    assert_eq!(kubectl_ok(&server, &["logs", "ok", "--tail=1"]), "oops\n");
     let terminated = kubectl_ok(
         &server,
         &[
@@ -420,4 +421,20 @@ fn simulated_pod_deadline_fails_it() {
         ],
     );
     assert_eq!(status, "DeadlineExceeded 137 137");
+}
+
+#[test]
+fn missing_local_image_folder_is_rejected() {
+    let error = TestServer::try_start(ServerOptions {
+        kubelet: Some(KubeletOptions {
+            local_images: vec![("agent:1".to_string(), "/nonexistent/agent-bin".into())],
+            ..KubeletOptions::default()
+        }),
+        ..ServerOptions::default()
+    })
+    .unwrap_err();
+    assert_eq!(
+        error,
+        "local image agent:1: folder /nonexistent/agent-bin does not exist; pass a folder of binaries"
+    );
 }

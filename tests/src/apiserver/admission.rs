@@ -97,7 +97,61 @@ pub(crate) fn validate_metadata(
             )));
         }
     }
-    Ok(())
+    validate_labels(resource, name, object)
+}
+
+const LABEL_VALUE_ERROR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+const LABEL_NAME_ERROR: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+
+/// True for a label value or key name part: at most 63 characters of `[A-Za-z0-9_.-]`,
+/// starting and ending with an alphanumeric character (values may also be empty).
+fn is_label_part(text: &str, may_be_empty: bool) -> bool {
+    if text.is_empty() {
+        return may_be_empty;
+    }
+    text.len() <= 63
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Checks label keys (optional DNS-subdomain prefix and a name part) and values.
+pub(crate) fn validate_labels(
+    resource: &ResourceType,
+    name: &str,
+    object: &Value,
+) -> Result<(), ApiError> {
+    let Some(labels) = object["metadata"]["labels"].as_object() else {
+        return Ok(());
+    };
+    let mut causes = Vec::new();
+    for (key, value) in labels {
+        let (prefix, key_name) = key.rsplit_once('/').unwrap_or(("", key));
+        let prefix_valid =
+            prefix.is_empty() || meta::validate_name(prefix, meta::NameRule::Subdomain).is_empty();
+        if !prefix_valid || !is_label_part(key_name, false) {
+            causes.push(Cause::invalid(
+                "metadata.labels",
+                &json!(key),
+                LABEL_NAME_ERROR,
+            ));
+        }
+        let value = value.as_str().unwrap_or("");
+        if !is_label_part(value, true) {
+            causes.push(Cause::invalid(
+                "metadata.labels",
+                &json!(value),
+                LABEL_VALUE_ERROR,
+            ));
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(resource, name, causes))
+    }
 }
 
 /// Defaults and validates a new object of a built-in kind.
@@ -172,10 +226,11 @@ pub(crate) fn admit_update(
     old: &Arc<Value>,
     object: &mut Value,
 ) -> Result<(), ApiError> {
+    let name = meta::name_of(old).to_string();
+    validate_labels(resource, &name, object)?;
     if resource.custom {
         return Ok(());
     }
-    let name = meta::name_of(old).to_string();
     match resource.kind.as_str() {
         "Namespace" => {
             object["spec"] = old["spec"].clone();

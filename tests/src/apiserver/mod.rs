@@ -158,6 +158,16 @@ impl TestServer {
             .prefix("test-apiserver-")
             .tempdir()
             .map_err(|error| format!("failed to create a temporary folder: {error}"))?;
+        if let Some(kubelet) = &options.kubelet {
+            for (image, folder) in &kubelet.local_images {
+                if !folder.is_dir() {
+                    return Err(format!(
+                        "local image {image}: folder {} does not exist; pass a folder of binaries",
+                        folder.display()
+                    ));
+                }
+            }
+        }
         let kubeconfig = temp_dir.path().join("kubeconfig");
         let started = http::start(options, &kubeconfig)?;
         Ok(TestServer {

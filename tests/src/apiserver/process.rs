@@ -320,6 +320,20 @@ pub(crate) fn finish_pod(
     super::endpoints::sync(&mut store, namespace);
 }
 
+/// Keeps the last `tailLines` lines of a log; the whole log when the parameter is absent.
+fn tail_lines(text: &str, tail: Option<&str>) -> Result<String, ApiError> {
+    let Some(tail) = tail.filter(|t| !t.is_empty()) else {
+        return Ok(text.to_string());
+    };
+    let count: usize = tail.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid tailLines value {tail:?}: expected a non-negative integer"
+        ))
+    })?;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    Ok(lines[lines.len().saturating_sub(count)..].concat())
+}
+
 /// Serves `GET .../pods/NAME/log`: the output of a local process, or an empty log for pods
 /// whose containers are only simulated.
 pub(crate) async fn pod_log(
@@ -372,9 +386,10 @@ pub(crate) async fn pod_log(
     };
     let follow = matches!(request.param("follow"), Some("true" | "1"));
     if !follow {
+        let text = String::from_utf8_lossy(&log.read_from(0)).into_owned();
         return Ok(Reply::Text(
             200,
-            String::from_utf8_lossy(&log.read_from(0)).into_owned(),
+            tail_lines(&text, request.param("tailLines"))?,
         ));
     }
     let (sender, chunks) = mpsc::channel::<Bytes>(64);

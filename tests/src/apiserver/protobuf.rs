@@ -189,6 +189,62 @@ const DEPLOYMENT: &[Field] = &[
     field(3, "status", Kind::Message(&[])),
 ];
 
+const RESOURCE_ATTRIBUTES: &[Field] = &[
+    field(1, "namespace", Kind::Text),
+    field(2, "verb", Kind::Text),
+    field(3, "group", Kind::Text),
+    field(4, "version", Kind::Text),
+    field(5, "resource", Kind::Text),
+    field(6, "subresource", Kind::Text),
+    field(7, "name", Kind::Text),
+];
+
+const NON_RESOURCE_ATTRIBUTES: &[Field] =
+    &[field(1, "path", Kind::Text), field(2, "verb", Kind::Text)];
+
+const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
+    field(1, "metadata", Kind::Message(OBJECT_META)),
+    field(
+        2,
+        "spec",
+        Kind::Message(&[
+            field(1, "resourceAttributes", Kind::Message(RESOURCE_ATTRIBUTES)),
+            field(
+                2,
+                "nonResourceAttributes",
+                Kind::Message(NON_RESOURCE_ATTRIBUTES),
+            ),
+        ]),
+    ),
+    field(3, "status", Kind::Message(&[])),
+];
+
+const SELF_SUBJECT_RULES_REVIEW: &[Field] = &[
+    field(1, "metadata", Kind::Message(OBJECT_META)),
+    field(
+        2,
+        "spec",
+        Kind::Message(&[field(1, "namespace", Kind::Text)]),
+    ),
+    field(3, "status", Kind::Message(&[])),
+];
+
+const USER_INFO: &[Field] = &[
+    field(1, "username", Kind::Text),
+    field(2, "uid", Kind::Text),
+    repeated(3, "groups", Kind::Text),
+];
+
+const SELF_SUBJECT_REVIEW: &[Field] = &[
+    field(1, "metadata", Kind::Message(OBJECT_META)),
+    // kubectl sends an empty status with an empty userInfo; the server fills it in.
+    field(
+        2,
+        "status",
+        Kind::Message(&[field(1, "userInfo", Kind::Message(USER_INFO))]),
+    ),
+];
+
 /// Kinds whose protobuf bodies are decoded.
 pub(crate) const SUPPORTED_KINDS: &[&str] = &[
     "Namespace",
@@ -196,6 +252,9 @@ pub(crate) const SUPPORTED_KINDS: &[&str] = &[
     "Secret",
     "ServiceAccount",
     "Deployment",
+    "SelfSubjectAccessReview",
+    "SelfSubjectRulesReview",
+    "SelfSubjectReview",
 ];
 
 fn schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
@@ -205,6 +264,9 @@ fn schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("v1", "Secret") => Some(SECRET),
         ("v1", "ServiceAccount") => Some(SERVICE_ACCOUNT),
         ("apps/v1", "Deployment") => Some(DEPLOYMENT),
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => Some(SELF_SUBJECT_ACCESS_REVIEW),
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => Some(SELF_SUBJECT_RULES_REVIEW),
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => Some(SELF_SUBJECT_REVIEW),
         _ => None,
     }
 }
