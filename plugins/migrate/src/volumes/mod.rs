@@ -215,13 +215,11 @@ pub async fn backup_volumes(
 /// the restore's namespace. A claim whose pod cannot run fails with the reason.
 pub async fn restore_volumes(
     client: &Client,
-    store: &Store,
+    records: &[VolumeRecord],
     store_config: &StoreConfig,
-    backup: &str,
     target_namespace: &dyn Fn(&str) -> String,
     args: &VolumeArgs,
 ) -> Result<Vec<String>> {
-    let records = read_records(store, backup).await?;
     let claims: Vec<(String, String, &VolumeRecord)> = records
         .iter()
         .filter_map(|record| match &record.source {
@@ -545,6 +543,9 @@ pub fn namespaces_in(manifest: &crate::format::Manifest) -> Vec<String> {
 
 /// Copies the selected volumes of the backed-up pods (the volume step of `backup create`) and
 /// returns the line to print. It fails when any selected volume could not be copied.
+///
+/// NOTE: this runs after the resource manifest is written, so a backup whose volumes failed
+/// is listed as Completed; its volume records show which volumes it holds.
 pub async fn backup_step(
     client: &Client,
     store: &Store,
@@ -605,7 +606,18 @@ pub async fn restore_step(
     store: &Store,
     request: &crate::restore::RestoreRequest,
 ) -> Result<()> {
-    let records = read_records(store, &request.backup).await?;
+    // Only the volumes of namespaces this restore takes.
+    let namespaces = crate::filter::NamespaceFilter::new(
+        &request.include_namespaces,
+        &request.exclude_namespaces,
+        true,
+    )
+    .map_err(Error::usage)?;
+    let records: Vec<VolumeRecord> = read_records(store, &request.backup)
+        .await?
+        .into_iter()
+        .filter(|record| namespaces.allows(&record.namespace))
+        .collect();
     if records.is_empty() {
         return Ok(());
     }
@@ -627,9 +639,8 @@ pub async fn restore_step(
     let mappings = &request.plan.mappings;
     let restored = restore_volumes(
         client,
-        store,
+        &records,
         &volumes.store_config,
-        &request.backup,
         &|namespace| mappings.namespace(namespace).to_string(),
         &volumes.args,
     )
