@@ -389,7 +389,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
 
-    /// Number of requests [default: 200]; `-n N` sets it too, because verify uses no namespace.
+    /// Number of requests [default: 200]. `-n N` sets it too, because verify uses no namespace.
     #[arg(long, value_name = "N")]
     pub requests: Option<u64>,
 
