@@ -421,3 +421,71 @@ fn pod_without_eth0_or_route_reported() {
         Some("the pod's network namespace has neither eth0 nor a default route")
     );
 }
+
+#[test]
+fn ingress_only_leaves_egress_alone() {
+    let Some(net) = setup() else { return };
+    assert_eq!(apply(&net, "20M", "20M", None).error, None);
+    let report = run(
+        &net,
+        AgentAction::Apply {
+            ingress: Some(parse_rate("30M").unwrap()),
+            egress: None,
+            burst: None,
+        },
+    );
+    let state = report.state.unwrap();
+    assert_eq!(state.ingress.unwrap().rate_bytes, 3_750_000);
+    assert_eq!(state.egress.unwrap().rate_bytes, 2_500_000);
+}
+
+#[test]
+fn existing_cni_style_setup_reused() {
+    let Some(net) = setup() else { return };
+    // The layout the CNI bandwidth plugin leaves: an ifb of its own, a u32 match-all
+    // redirect and TBFs, made here with tc.
+    let ifb = format!("{}c", net.host_veth);
+    let node = net.node_ns.as_str();
+    run_ok("ip", &["-n", node, "link", "add", &ifb, "type", "ifb"]);
+    run_ok("ip", &["-n", node, "link", "set", &ifb, "up"]);
+    let tc = |args: &[&str]| in_netns(node, "tc", args);
+    tc(&[
+        "qdisc", "add", "dev", &ifb, "root", "handle", "1:", "tbf", "rate", "10mbit", "burst",
+        "1mb", "latency", "25ms",
+    ]);
+    tc(&["qdisc", "add", "dev", &net.host_veth, "ingress"]);
+    tc(&[
+        "filter",
+        "add",
+        "dev",
+        &net.host_veth,
+        "parent",
+        "ffff:",
+        "protocol",
+        "all",
+        "u32",
+        "match",
+        "u32",
+        "0",
+        "0",
+        "action",
+        "mirred",
+        "egress",
+        "redirect",
+        "dev",
+        &ifb,
+    ]);
+
+    let report = apply(&net, "20M", "40M", None);
+    assert_eq!(report.error, None);
+    let state = report.state.unwrap();
+    assert_eq!(state.ifb.as_deref(), Some(ifb.as_str()));
+    assert_eq!(state.egress.unwrap().rate_bytes, 5_000_000);
+    let filters = net.ingress_filters(&net.host_veth);
+    assert_eq!(acting_filters(&filters).len(), 1, "{filters}");
+    assert!(!net.node_links().contains(&ifb_name(&net.host_veth)));
+
+    // clear removes the reused ifb too.
+    assert_eq!(run(&net, AgentAction::Clear).error, None);
+    assert!(!net.node_links().contains(&ifb));
+}
