@@ -550,6 +550,7 @@ fn restore_stops_on_unschedulable_pod() {
         pods["items"].as_array().unwrap().is_empty(),
         "agent pod left: {pods}"
     );
+    assert!(agent_secrets(&server, "shop-new").is_empty());
 }
 
 #[test]
@@ -571,5 +572,55 @@ fn restore_stops_on_missing_storage_class() {
         stderr.contains("StorageClass fast-ssd of PersistentVolumeClaim shop-new/data-db-0 does not exist in the target cluster: map it with --storage-class-mappings fast-ssd:NEW"),
         "{stderr}"
     );
+    assert!(!exists(&server, &["deployment", "db", "-n", "shop-new"]));
+}
+
+fn agent_secrets(server: &TestServer, namespace: &str) -> Vec<String> {
+    let secrets = get_json(server.kubeconfig(), &["secrets", "-n", namespace]);
+    secrets["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|secret| secret["metadata"]["name"].as_str().unwrap().to_string())
+        .filter(|name| name.starts_with("kubectl-migrate-volumes-"))
+        .collect()
+}
+
+#[test]
+fn interrupted_restore_deletes_pod_and_secret() {
+    let work = tempfile::tempdir().unwrap();
+    let server = in_process_server();
+    let location = format!("file://{}", work.path().join("location").display());
+    write_pvc_backup(server.kubeconfig(), work.path(), &location, None);
+
+    let restore = restore_command(&server, work.path(), &location, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_pod(&server, "shop-new", "kubectl-migrate-restore-");
+    assert_eq!(agent_secrets(&server, "shop-new").len(), 1);
+
+    // Ctrl-C while the restore pod runs.
+    let status = Command::new("kill")
+        .args(["-INT", &restore.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = restore.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        plugins::stderr(&output)
+    );
+    assert!(
+        plugins::stderr(&output).contains("interrupted: agent pods and secrets deleted"),
+        "{}",
+        plugins::stderr(&output)
+    );
+    let pods = get_json(server.kubeconfig(), &["pods", "-n", "shop-new"]);
+    assert!(pods["items"].as_array().unwrap().is_empty(), "{pods}");
+    assert!(agent_secrets(&server, "shop-new").is_empty());
     assert!(!exists(&server, &["deployment", "db", "-n", "shop-new"]));
 }
