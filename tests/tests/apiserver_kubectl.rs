@@ -701,13 +701,99 @@ fn create_with_protobuf_body() {
         ],
     );
     assert_eq!(spec, "2 80");
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "service",
+            "nodeport",
+            "web",
+            "--tcp=80:8080",
+            "--node-port=30123",
+        ],
+    );
+    let ports = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "service",
+            "web",
+            "-o",
+            "jsonpath={.spec.type} {.spec.ports[0].targetPort} {.spec.ports[0].nodePort}",
+        ],
+    );
+    assert_eq!(ports, "NodePort 8080 30123");
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "job",
+            "once",
+            "--image=busybox",
+            "--",
+            "echo",
+            "hi",
+        ],
+    );
+    let command = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "job",
+            "once",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].command}",
+        ],
+    );
+    assert_eq!(command, r#"["echo","hi"]"#);
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "role",
+            "reader",
+            "--verb=get,list",
+            "--resource=pods,deployments.apps",
+        ],
+    );
+    let rules = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "role",
+            "reader",
+            "-o",
+            "jsonpath={.rules[*].apiGroups} {.rules[*].resources}",
+        ],
+    );
+    assert_eq!(rules, r#"[""] ["apps"] ["pods"] ["deployments"]"#);
+    kubectl_ok(
+        &server,
+        &[
+            "create",
+            "rolebinding",
+            "read",
+            "--role=reader",
+            "--serviceaccount=default:default",
+        ],
+    );
+
     // Kinds whose protobuf form is not decoded are rejected, not half-read.
-    let job = kubectl(&server, &["create", "job", "j", "--image=busybox"]);
-    assert!(!job.status.success());
+    let cronjob = kubectl(
+        &server,
+        &[
+            "create",
+            "cronjob",
+            "c",
+            "--image=busybox",
+            "--schedule=* * * * *",
+        ],
+    );
+    assert!(!cronjob.status.success());
     assert!(
-        stderr(&job).contains("decodes protobuf only for"),
+        stderr(&cronjob).contains("decodes protobuf only for"),
         "{}",
-        stderr(&job)
+        stderr(&cronjob)
     );
 }
 

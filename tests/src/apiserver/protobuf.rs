@@ -26,6 +26,8 @@ enum Kind {
     BytesMap,
     /// `metav1.Time`: seconds and nanos.
     Time,
+    /// `intstr.IntOrString`: a number or a string in JSON.
+    IntOrString,
 }
 
 #[derive(Clone, Copy)]
@@ -245,6 +247,92 @@ const SELF_SUBJECT_REVIEW: &[Field] = &[
     ),
 ];
 
+const INT_OR_STRING: &[Field] = &[
+    field(1, "type", Kind::Int),
+    field(2, "intVal", Kind::Int),
+    field(3, "strVal", Kind::Text),
+];
+
+const SERVICE_PORT: &[Field] = &[
+    field(1, "name", Kind::Text),
+    field(2, "protocol", Kind::Text),
+    field(3, "port", Kind::Int),
+    field(4, "targetPort", Kind::IntOrString),
+    field(5, "nodePort", Kind::Int),
+];
+
+const SERVICE: &[Field] = &[
+    field(1, "metadata", Kind::Message(OBJECT_META)),
+    field(
+        2,
+        "spec",
+        Kind::Message(&[
+            repeated(1, "ports", Kind::Message(SERVICE_PORT)),
+            field(2, "selector", Kind::TextMap),
+            field(3, "clusterIP", Kind::Text),
+            field(4, "type", Kind::Text),
+            repeated(5, "externalIPs", Kind::Text),
+            field(7, "sessionAffinity", Kind::Text),
+            field(10, "externalName", Kind::Text),
+        ]),
+    ),
+    // ServiceStatus is set by the server; kubectl sends it with an empty loadBalancer.
+    field(
+        3,
+        "status",
+        Kind::Message(&[field(1, "loadBalancer", Kind::Message(&[]))]),
+    ),
+];
+
+const JOB_SPEC: &[Field] = &[
+    pointer(1, "parallelism", Kind::Int),
+    pointer(2, "completions", Kind::Int),
+    pointer(3, "activeDeadlineSeconds", Kind::Int),
+    field(4, "selector", Kind::Message(LABEL_SELECTOR)),
+    pointer(5, "manualSelector", Kind::Bool),
+    field(6, "template", Kind::Message(POD_TEMPLATE_SPEC)),
+    pointer(7, "backoffLimit", Kind::Int),
+    pointer(8, "ttlSecondsAfterFinished", Kind::Int),
+];
+
+const JOB: &[Field] = &[
+    field(1, "metadata", Kind::Message(OBJECT_META)),
+    field(2, "spec", Kind::Message(JOB_SPEC)),
+    field(3, "status", Kind::Message(&[])),
+];
+
+const POLICY_RULE: &[Field] = &[
+    repeated(1, "verbs", Kind::Text),
+    repeated(2, "apiGroups", Kind::Text),
+    repeated(3, "resources", Kind::Text),
+    repeated(4, "resourceNames", Kind::Text),
+    repeated(5, "nonResourceURLs", Kind::Text),
+];
+
+const ROLE: &[Field] = &[
+    field(1, "metadata", Kind::Message(OBJECT_META)),
+    repeated(2, "rules", Kind::Message(POLICY_RULE)),
+];
+
+const SUBJECT: &[Field] = &[
+    field(1, "kind", Kind::Text),
+    field(2, "apiGroup", Kind::Text),
+    field(3, "name", Kind::Text),
+    field(4, "namespace", Kind::Text),
+];
+
+const ROLE_REF: &[Field] = &[
+    field(1, "apiGroup", Kind::Text),
+    field(2, "kind", Kind::Text),
+    field(3, "name", Kind::Text),
+];
+
+const ROLE_BINDING: &[Field] = &[
+    field(1, "metadata", Kind::Message(OBJECT_META)),
+    repeated(2, "subjects", Kind::Message(SUBJECT)),
+    field(3, "roleRef", Kind::Message(ROLE_REF)),
+];
+
 /// Kinds whose protobuf bodies are decoded.
 pub(crate) const SUPPORTED_KINDS: &[&str] = &[
     "Namespace",
@@ -252,6 +340,12 @@ pub(crate) const SUPPORTED_KINDS: &[&str] = &[
     "Secret",
     "ServiceAccount",
     "Deployment",
+    "Service",
+    "Job",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
     "SelfSubjectAccessReview",
     "SelfSubjectRulesReview",
     "SelfSubjectReview",
@@ -264,6 +358,12 @@ fn schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("v1", "Secret") => Some(SECRET),
         ("v1", "ServiceAccount") => Some(SERVICE_ACCOUNT),
         ("apps/v1", "Deployment") => Some(DEPLOYMENT),
+        ("v1", "Service") => Some(SERVICE),
+        ("batch/v1", "Job") => Some(JOB),
+        ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => Some(ROLE),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => {
+            Some(ROLE_BINDING)
+        }
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => Some(SELF_SUBJECT_ACCESS_REVIEW),
         ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => Some(SELF_SUBJECT_RULES_REVIEW),
         ("authentication.k8s.io/v1", "SelfSubjectReview") => Some(SELF_SUBJECT_REVIEW),
@@ -439,6 +539,14 @@ fn message(bytes: &[u8], fields: &'static [Field]) -> Result<Value, ApiError> {
                     time.format(&time::format_description::well_known::Rfc3339)
                         .unwrap_or_default()
                 )
+            }
+            (Kind::IntOrString, Wire::Bytes(b)) => {
+                let decoded = message(b, INT_OR_STRING)?;
+                if decoded["type"] == json!(1) {
+                    decoded.get("strVal").cloned().unwrap_or(json!(""))
+                } else {
+                    decoded.get("intVal").cloned().unwrap_or(json!(0))
+                }
             }
             (Kind::TextMap | Kind::BytesMap, Wire::Bytes(b)) => {
                 let (key, value) = map_entry(b, matches!(field.kind, Kind::BytesMap))?;
