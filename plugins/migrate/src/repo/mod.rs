@@ -211,6 +211,10 @@ impl Repository {
     }
 
     /// Opens the repository, creating it first when the location has none.
+    ///
+    /// NOTE: two processes that both find no repository both create one, and the location
+    /// then holds two master keys under the same password. `backup create` therefore creates
+    /// the repository before it starts any agent pod.
     pub async fn open_or_init(
         backend: Arc<dyn RepositoryBackend>,
         password: &[u8],
