@@ -1,7 +1,6 @@
 //! `create`: a canary Ingress cloned from the primary, or a canary backendRef and rules on an
 //! HTTPRoute.
 
-use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::DynamicObject;
 use shared::{Error, Result};
 
@@ -91,7 +90,7 @@ async fn create_ingress(
         service: args.service.clone(),
         port: args.port,
     };
-    let canary = clone_canary(&pair.primary, &pair.canary_name, &backend, rules);
+    let canary = ingress::clone_as_canary(&pair.primary, &pair.canary_name, &backend, rules);
     let mut all = pair.all.clone();
     all.push(canary.clone());
     let ready = cluster.ready_endpoints().await?;
@@ -114,15 +113,6 @@ async fn create_ingress(
         args.service,
         describe_rules(rules)
     ))
-}
-
-fn clone_canary(
-    primary: &Ingress,
-    name: &str,
-    backend: &CanaryBackend,
-    rules: &CanaryRules,
-) -> Ingress {
-    ingress::clone_as_canary(primary, name, backend, rules)
 }
 
 async fn create_on_route(
