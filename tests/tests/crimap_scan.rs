@@ -17,6 +17,8 @@ fn crimap() -> Command {
 
 const FIXTURE_TABLE: &str = "\
 NAMESPACE   WORKLOAD                       CONTAINER   FINDING           DETAIL
+ci          job.batch/image-build          build       docker-cli        docker buildx build --push -t registry.local/app:nightly . (configmap build-script, key build.sh)
+ci          job.batch/image-build          build       docker-cli        docker login -u \"$REGISTRY_USER\" --password-stdin registry.local < /secrets/p... (configmap build-script, key build.sh)
 ci          deployment.apps/ci-runner      dind        dind-image        image docker:24.0.7-dind runs dockerd (docker-in-docker)
 ci          deployment.apps/ci-runner      runner      docker-host-env   DOCKER_HOST=tcp://localhost:2375
 ci          deployment.apps/ci-runner      runner      docker-cli        docker build -t registry.local/app:$CI_COMMIT .
@@ -41,7 +43,7 @@ fn recursive_scan_reads_subfolders() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
         stdout(&output),
-        "deployment.apps/ci-runner\ndaemonset.apps/fluentd\njob.batch/integration\n\
+        "job.batch/image-build\ndeployment.apps/ci-runner\ndaemonset.apps/fluentd\njob.batch/integration\n\
          cronjob.batch/nightly-build\npod/portainer-agent\nstatefulset.apps/image-cache\n"
     );
 }
@@ -84,9 +86,9 @@ fn json_report_lists_findings() {
     let output = run(crimap().args(["scan", "-f", "tests/fixtures/crimap", "-R", "-o", "json"]));
     assert!(output.status.success(), "{}", stderr(&output));
     let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
-    assert_eq!(report["scanned"], 7);
+    assert_eq!(report["scanned"], 8);
     let workloads = report["workloads"].as_array().unwrap();
-    assert_eq!(workloads.len(), 6);
+    assert_eq!(workloads.len(), 7);
     let cache = workloads
         .iter()
         .find(|w| w["name"] == "image-cache")
@@ -224,7 +226,8 @@ const SOCKET_POD_SPEC: &str = "
 
 /// Builds the ops namespace: a Deployment with a ReplicaSet and pods, an old ReplicaSet at
 /// zero replicas, a CronJob with a Job and a pod, a pod owned by an unlisted kind, a bare
-/// dind pod and a clean Deployment. The logging namespace gets a DaemonSet.
+/// dind pod, a Deployment running a script from a ConfigMap and a clean Deployment. The
+/// logging namespace gets a DaemonSet.
 fn populate(server: &TestServer) {
     kubectl_ok(server, &["create", "namespace", "ops"]);
     kubectl_ok(server, &["create", "namespace", "logging"]);
@@ -396,6 +399,30 @@ spec:
     spec:
       containers: [{name: nginx, image: 'nginx:1.25'}]
 ---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: release-script, namespace: ops}
+data:
+  release.sh: |
+    docker push registry.local/app:2
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: publisher, namespace: ops}
+spec:
+  selector: {matchLabels: {app: publisher}}
+  template:
+    metadata: {labels: {app: publisher}}
+    spec:
+      containers:
+      - name: publish
+        image: registry.local/ci/publisher:1
+        command: [sh, /scripts/release.sh]
+        volumeMounts: [{name: scripts, mountPath: /scripts}]
+      volumes:
+      - name: scripts
+        projected: {sources: [{configMap: {name: release-script}}]}
+---
 apiVersion: apps/v1
 kind: DaemonSet
 metadata: {name: fluentd, namespace: logging, labels: {app: fluentd}}
@@ -432,11 +459,12 @@ fn cluster_scan_reports_owners() {
     assert_eq!(
         stdout(&output),
         "\
-NAMESPACE   WORKLOAD                CONTAINER   FINDING           DETAIL
-ops         cronjob.batch/cleanup   prune       docker-cli        docker system prune -af
-ops         deployment.apps/agent   agent       docker-socket     hostPath /var/run/docker.sock mounted at /var/run/docker.sock
-ops         pod/builder             dind        dind-image        image docker:24-dind runs dockerd (docker-in-docker)
-ops         rollout/canary          app         docker-host-env   DOCKER_HOST=tcp://dind:2375
+NAMESPACE   WORKLOAD                    CONTAINER   FINDING           DETAIL
+ops         cronjob.batch/cleanup       prune       docker-cli        docker system prune -af
+ops         deployment.apps/agent       agent       docker-socket     hostPath /var/run/docker.sock mounted at /var/run/docker.sock
+ops         deployment.apps/publisher   publish     docker-cli        docker push registry.local/app:2 (configmap release-script, key release.sh)
+ops         pod/builder                 dind        dind-image        image docker:24-dind runs dockerd (docker-in-docker)
+ops         rollout/canary              app         docker-host-env   DOCKER_HOST=tcp://dind:2375
 "
     );
 }
@@ -455,8 +483,8 @@ fn cluster_scan_all_namespaces_as_json() {
     ]));
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
-    // ops: agent, cleanup, canary, builder, web; logging: fluentd.
-    assert_eq!(report["scanned"], 6);
+    // ops: agent, cleanup, canary, builder, publisher, web; logging: fluentd.
+    assert_eq!(report["scanned"], 7);
     let names: Vec<String> = report["workloads"]
         .as_array()
         .unwrap()
@@ -476,6 +504,7 @@ fn cluster_scan_all_namespaces_as_json() {
             "logging/DaemonSet/fluentd",
             "ops/CronJob/cleanup",
             "ops/Deployment/agent",
+            "ops/Deployment/publisher",
             "ops/Pod/builder",
             "ops/Rollout/canary",
         ]

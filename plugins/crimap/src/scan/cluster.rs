@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use shared::{Result, ResultExt};
 
 use super::WorkloadReport;
-use super::detect::inspect_pod_spec;
+use super::detect::{ConfigMaps, inspect_pod_spec};
 
 /// One fetched object, reduced to what the scan needs.
 #[derive(Debug, Clone)]
@@ -40,11 +40,12 @@ pub async fn scan(
     namespace: Option<&str>,
     selector: Option<&str>,
 ) -> Result<Vec<WorkloadReport>> {
+    let all = ListParams::default();
     let mut params = ListParams::default();
     if let Some(selector) = selector {
         params = params.labels(selector);
     }
-    let (deployments, statefulsets, daemonsets, replicasets, jobs, cronjobs, pods) = futures::try_join!(
+    let (deployments, statefulsets, daemonsets, replicasets, jobs, cronjobs, pods, config_maps) = futures::try_join!(
         list::<Deployment>(&client, namespace, &params),
         list::<StatefulSet>(&client, namespace, &params),
         list::<DaemonSet>(&client, namespace, &params),
@@ -52,6 +53,8 @@ pub async fn scan(
         list::<Job>(&client, namespace, &params),
         list::<CronJob>(&client, namespace, &params),
         list::<Pod>(&client, namespace, &params),
+        // Scripts can live in any ConfigMap a workload mounts, so the selector does not apply.
+        list::<ConfigMap>(&client, namespace, &all),
     )?;
 
     let mut entries = Vec::new();
@@ -99,7 +102,16 @@ pub async fn scan(
             .map(|object| entry("Pod", object.metadata, object.spec)),
     );
 
-    Ok(fold_into_owners(&entries))
+    let mut scripts: HashMap<String, ConfigMaps> = HashMap::new();
+    for config_map in config_maps {
+        let namespace = config_map.metadata.namespace.unwrap_or_default();
+        let name = config_map.metadata.name.unwrap_or_default();
+        scripts
+            .entry(namespace)
+            .or_default()
+            .insert(name, config_map.data.unwrap_or_default());
+    }
+    Ok(fold_into_owners(&entries, &scripts))
 }
 
 async fn list<K>(client: &Client, namespace: Option<&str>, params: &ListParams) -> Result<Vec<K>>
@@ -151,7 +163,11 @@ const MAX_OWNER_DEPTH: usize = 8;
 
 /// Groups entries under their top owner and merges their findings. An owner that was not
 /// fetched (a kind this scan does not list) still becomes the reported workload.
-pub fn fold_into_owners(entries: &[Entry]) -> Vec<WorkloadReport> {
+pub fn fold_into_owners(
+    entries: &[Entry],
+    config_maps: &HashMap<String, ConfigMaps>,
+) -> Vec<WorkloadReport> {
+    let no_config_maps = ConfigMaps::new();
     let by_uid: HashMap<&str, &Entry> = entries
         .iter()
         .filter(|entry| !entry.uid.is_empty())
@@ -162,10 +178,11 @@ pub fn fold_into_owners(entries: &[Entry]) -> Vec<WorkloadReport> {
         BTreeMap::new();
     for entry in entries {
         let root = root_owner(entry, &by_uid);
+        let namespace_config_maps = config_maps.get(&entry.namespace).unwrap_or(&no_config_maps);
         let findings = entry
             .spec
             .as_ref()
-            .map(inspect_pod_spec)
+            .map(|spec| inspect_pod_spec(spec, namespace_config_maps))
             .unwrap_or_default();
         grouped.entry(root).or_default().extend(findings);
     }
@@ -279,7 +296,7 @@ mod tests {
                 Some(("ReplicaSet", "web-5d8", "r1")),
             ),
         ];
-        let reports = fold_into_owners(&entries);
+        let reports = fold_into_owners(&entries, &HashMap::new());
         assert_eq!(reports.len(), 1);
         assert_eq!(reports[0].kind, "Deployment");
         assert_eq!(reports[0].name, "web");
@@ -294,7 +311,7 @@ mod tests {
             "p1",
             Some(("Rollout", "canary", "x9")),
         )];
-        let reports = fold_into_owners(&entries);
+        let reports = fold_into_owners(&entries, &HashMap::new());
         assert_eq!(reports[0].kind, "Rollout");
         assert_eq!(reports[0].name, "canary");
     }
@@ -305,6 +322,6 @@ mod tests {
             owned("Pod", "a", "u1", Some(("Pod", "b", "u2"))),
             owned("Pod", "b", "u2", Some(("Pod", "a", "u1"))),
         ];
-        assert_eq!(fold_into_owners(&entries).len(), 2);
+        assert_eq!(fold_into_owners(&entries, &HashMap::new()).len(), 2);
     }
 }

@@ -1,5 +1,6 @@
 //! Detection of Docker dependencies in one pod spec: pure functions over plain data.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
@@ -72,8 +73,13 @@ static DOCKERD: LazyLock<Regex> = LazyLock::new(|| {
         .expect("dockerd pattern is valid")
 });
 
-/// Finds every Docker dependency in `spec`, sorted and without duplicates.
-pub fn inspect_pod_spec(spec: &PodSpec) -> Vec<Finding> {
+/// Data of the ConfigMaps in one namespace: ConfigMap name to its `data` (key to text).
+pub type ConfigMaps = HashMap<String, BTreeMap<String, String>>;
+
+/// Finds every Docker dependency in `spec`, sorted and without duplicates. Scripts in the
+/// ConfigMaps that a container mounts count as the container's commands; `config_maps` holds
+/// the ConfigMaps of the pod's namespace.
+pub fn inspect_pod_spec(spec: &PodSpec, config_maps: &ConfigMaps) -> Vec<Finding> {
     let mut findings = Vec::new();
     let containers = spec
         .init_containers
@@ -81,11 +87,9 @@ pub fn inspect_pod_spec(spec: &PodSpec) -> Vec<Finding> {
         .flatten()
         .chain(spec.containers.iter());
     for container in containers {
-        inspect_container(
-            container,
-            spec.volumes.as_deref().unwrap_or_default(),
-            &mut findings,
-        );
+        let volumes = spec.volumes.as_deref().unwrap_or_default();
+        inspect_container(container, volumes, &mut findings);
+        inspect_mounted_scripts(container, volumes, config_maps, &mut findings);
     }
     for container in spec.ephemeral_containers.iter().flatten() {
         let line = join_words(
@@ -217,6 +221,44 @@ fn inspect_container(container: &Container, volumes: &[Volume], findings: &mut V
         }
     }
     inspect_lines(&container.name, &lines, findings);
+}
+
+/// Reports docker CLI calls in the ConfigMap keys a container mounts, whole or as projected
+/// volume sources. All keys of a mounted ConfigMap count, also those left out by `items`.
+fn inspect_mounted_scripts(
+    container: &Container,
+    volumes: &[Volume],
+    config_maps: &ConfigMaps,
+    findings: &mut Vec<Finding>,
+) {
+    for mount in container.volume_mounts.iter().flatten() {
+        let Some(volume) = volumes.iter().find(|volume| volume.name == mount.name) else {
+            continue;
+        };
+        let mut names: Vec<&str> = volume
+            .config_map
+            .iter()
+            .map(|source| source.name.as_str())
+            .collect();
+        let projected = volume
+            .projected
+            .iter()
+            .flat_map(|projected| projected.sources.iter().flatten())
+            .filter_map(|source| source.config_map.as_ref());
+        names.extend(projected.map(|source| source.name.as_str()));
+
+        for name in names {
+            for (key, text) in config_maps.get(name).into_iter().flatten() {
+                for call in docker_cli_calls(text) {
+                    findings.push(Finding {
+                        kind: FindingKind::DockerCli,
+                        container: Some(container.name.clone()),
+                        detail: format!("{call} (configmap {name}, key {key})"),
+                    });
+                }
+            }
+        }
+    }
 }
 
 fn join_words<'a>(words: impl IntoIterator<Item = &'a String>) -> String {

@@ -1,6 +1,7 @@
 //! Reading manifest files and folders (multi-document YAML, JSON, `List` objects) and finding
 //! the pod specs of the workloads in them.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -9,19 +10,19 @@ use serde::Deserialize;
 use shared::{Error, Result, ResultExt};
 
 use super::WorkloadReport;
-use super::detect::inspect_pod_spec;
+use super::detect::{ConfigMaps, inspect_pod_spec};
 
 /// Scans every manifest under `paths` (`-` is stdin); folders are read one level deep unless
 /// `recursive` is set, as kubectl's `-f` and `-R` do.
 pub fn scan_paths(paths: &[PathBuf], recursive: bool) -> Result<Vec<WorkloadReport>> {
-    let mut reports = Vec::new();
+    let mut documents = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
                 .context(|| "failed to read manifests from stdin".to_string())?;
-            reports.extend(scan_text(&text, "-", false)?);
+            documents.extend(load_text(&text, "-", false)?);
             continue;
         }
         let files = manifest_files(path, recursive)?;
@@ -42,10 +43,10 @@ pub fn scan_paths(paths: &[PathBuf], recursive: bool) -> Result<Vec<WorkloadRepo
             let is_json = file
                 .extension()
                 .is_some_and(|extension| extension == "json");
-            reports.extend(scan_text(&text, &file.display().to_string(), is_json)?);
+            documents.extend(load_text(&text, &file.display().to_string(), is_json)?);
         }
     }
-    Ok(reports)
+    scan_documents(&documents)
 }
 
 /// Lists the manifest files `path` names: the file itself, or the `.yaml`, `.yml` and `.json`
@@ -98,17 +99,84 @@ fn manifest_files(path: &Path, recursive: bool) -> Result<Vec<PathBuf>> {
 /// Parses the documents of one file and scans each workload in them. `source` names the file
 /// in reports and errors.
 pub fn scan_text(text: &str, source: &str, is_json: bool) -> Result<Vec<WorkloadReport>> {
+    scan_documents(&load_text(text, source, is_json)?)
+}
+
+/// Parses the documents of one file, each with its location (`file` or `file#2`).
+fn load_text(text: &str, source: &str, is_json: bool) -> Result<Vec<(String, serde_json::Value)>> {
     let documents = parse_documents(text, source, is_json)?;
+    let count = documents.len();
+    Ok(documents
+        .into_iter()
+        .enumerate()
+        .map(|(index, document)| {
+            let location = if count > 1 {
+                format!("{source}#{}", index + 1)
+            } else {
+                source.to_string()
+            };
+            (location, document)
+        })
+        .collect())
+}
+
+/// Scans the workloads of all documents, with the ConfigMaps of all documents available to
+/// them, because a workload's scripts may sit in another file.
+fn scan_documents(documents: &[(String, serde_json::Value)]) -> Result<Vec<WorkloadReport>> {
+    let mut config_maps: HashMap<String, ConfigMaps> = HashMap::new();
+    for (_, document) in documents {
+        index_config_maps(document, &mut config_maps);
+    }
     let mut reports = Vec::new();
-    for (index, document) in documents.iter().enumerate() {
-        let location = if documents.len() > 1 {
-            format!("{source}#{}", index + 1)
-        } else {
-            source.to_string()
-        };
-        collect(document, &location, &mut reports)?;
+    for (location, document) in documents {
+        collect(document, location, &config_maps, &mut reports)?;
     }
     Ok(reports)
+}
+
+/// Adds the `data` of every ConfigMap in `object` (or its `List` items) to `index`, keyed by
+/// namespace (empty when the manifest names none) and name.
+fn index_config_maps(object: &serde_json::Value, index: &mut HashMap<String, ConfigMaps>) {
+    let kind = object
+        .get("kind")
+        .and_then(|kind| kind.as_str())
+        .unwrap_or_default();
+    if kind.ends_with("List") {
+        for item in object
+            .get("items")
+            .and_then(|items| items.as_array())
+            .into_iter()
+            .flatten()
+        {
+            index_config_maps(item, index);
+        }
+        return;
+    }
+    if kind != "ConfigMap" {
+        return;
+    }
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(|value| value.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let data = object
+        .get("data")
+        .and_then(|data| data.as_object())
+        .map(|data| {
+            data.iter()
+                .filter_map(|(key, value)| {
+                    value.as_str().map(|text| (key.clone(), text.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    index
+        .entry(text("/metadata/namespace"))
+        .or_default()
+        .insert(text("/metadata/name"), data);
 }
 
 fn parse_documents(text: &str, source: &str, is_json: bool) -> Result<Vec<serde_json::Value>> {
@@ -136,6 +204,7 @@ fn parse_documents(text: &str, source: &str, is_json: bool) -> Result<Vec<serde_
 fn collect(
     object: &serde_json::Value,
     source: &str,
+    config_maps: &HashMap<String, ConfigMaps>,
     reports: &mut Vec<WorkloadReport>,
 ) -> Result<()> {
     let kind = object
@@ -149,7 +218,7 @@ fn collect(
             .into_iter()
             .flatten()
         {
-            collect(item, source, reports)?;
+            collect(item, source, config_maps, reports)?;
         }
         return Ok(());
     }
@@ -169,12 +238,18 @@ fn collect(
         .map(str::to_string);
     let findings = match object.pointer(pointer) {
         Some(spec) => {
-            let spec: PodSpec = serde_json::from_value(spec.clone()).map_err(|error| {
+            let mut spec = spec.clone();
+            convert_octal_modes(&mut spec);
+            let spec: PodSpec = serde_json::from_value(spec).map_err(|error| {
                 Error::failed(format!(
                     "invalid pod spec in {kind} {name} of {source}: {error}"
                 ))
             })?;
-            inspect_pod_spec(&spec)
+            let no_config_maps = ConfigMaps::new();
+            let scripts = config_maps
+                .get(namespace.as_deref().unwrap_or_default())
+                .unwrap_or(&no_config_maps);
+            inspect_pod_spec(&spec, scripts)
         }
         None => Vec::new(),
     };
@@ -186,6 +261,34 @@ fn collect(
         findings,
     });
     Ok(())
+}
+
+/// Turns file modes written as YAML 1.1 octals (`defaultMode: 0755`) into numbers.
+///
+/// NOTE: serde_yaml reads YAML 1.2, where `0755` is a string, but Kubernetes reads manifests as
+/// YAML 1.1, where it is the octal 493. Only the `defaultMode` and `mode` fields of volumes are
+/// converted; other YAML 1.1 forms (`yes`/`no` booleans) still fail to decode.
+fn convert_octal_modes(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                let octal = match field {
+                    serde_json::Value::String(text) if key == "defaultMode" || key == "mode" => {
+                        text.strip_prefix('0')
+                            .filter(|digits| !digits.is_empty())
+                            .and_then(|digits| i64::from_str_radix(digits, 8).ok())
+                    }
+                    _ => None,
+                };
+                match octal {
+                    Some(number) => *field = serde_json::Value::from(number),
+                    None => convert_octal_modes(field),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(convert_octal_modes),
+        _ => {}
+    }
 }
 
 /// Returns the JSON pointer of the pod spec in a workload of `kind`, `None` for other kinds.
@@ -258,6 +361,40 @@ spec:
         let reports = scan_text(text, "list.json", true).unwrap();
         assert_eq!(reports[0].name, "a");
         assert_eq!(reports[0].findings[0].kind, FindingKind::DindImage);
+    }
+
+    #[test]
+    fn octal_modes_read_as_kubernetes_does() {
+        let text = "\
+kind: Pod
+metadata: {name: p}
+spec:
+  containers: [{name: c, image: app}]
+  volumes: [{name: v, configMap: {name: m, defaultMode: 0755, items: [{key: k, path: k, mode: 0600}]}}]
+";
+        let reports = scan_text(text, "p.yaml", false).unwrap();
+        assert_eq!(reports[0].findings, Vec::new());
+    }
+
+    #[test]
+    fn mounted_script_scanned() {
+        let text = "\
+kind: ConfigMap
+metadata: {name: scripts, namespace: ci}
+data: {run.sh: 'docker run --rm app'}
+---
+kind: Pod
+metadata: {name: p, namespace: ci}
+spec:
+  containers: [{name: c, image: app, volumeMounts: [{name: s, mountPath: /s}]}]
+  volumes: [{name: s, projected: {sources: [{configMap: {name: scripts}}]}}]
+";
+        let reports = scan_text(text, "p.yaml", false).unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(
+            reports[0].findings[0].detail,
+            "docker run --rm app (configmap scripts, key run.sh)"
+        );
     }
 
     #[test]
