@@ -1,7 +1,8 @@
 //! Throughput through shaped veths, measured with iperf3 between the test's own namespaces:
 //! steady throughput within 10% of the limit and a first second below 1.5 times the limit,
-//! in both directions. All measurements run one after another in one test, because parallel
-//! transfers would share the CPU and skew each other.
+//! in both directions, and for contrast a first second far above the limit with a 256 MiB
+//! bucket. All measurements run one after another in one test, because parallel transfers
+//! would share the CPU and skew each other.
 
 #[path = "support/testnet.rs"]
 mod testnet;
@@ -91,12 +92,16 @@ fn receiver_intervals(net: &TestNet, reverse: bool) -> Vec<f64> {
 }
 
 fn shape(net: &TestNet, ingress: &str, egress: &str) {
+    shape_with_burst(net, ingress, egress, None);
+}
+
+fn shape_with_burst(net: &TestNet, ingress: &str, egress: &str, burst: Option<u64>) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let report = runtime.block_on(agent::run(
         AgentAction::Apply {
             ingress: Some(parse_rate(ingress).unwrap()),
             egress: Some(parse_rate(egress).unwrap()),
-            burst: None,
+            burst,
         },
         AgentTarget {
             pod_uid: "throughput-test".to_string(),
@@ -144,6 +149,21 @@ fn iperf3_stays_within_limits() {
                 failures.push(format!("{rate} {direction}: steady {steady_mean:.0} bit/s"));
             }
         }
+    }
+
+    // For contrast, a 256 MiB bucket as large bursts leave it: the first second runs far
+    // above the limit until the bucket is empty.
+    shape_with_burst(&net, "20M", "20M", Some(256 << 20));
+    let intervals = receiver_intervals(&net, false);
+    eprintln!(
+        "20M with a 256 MiB burst, into the pod: first second {:.2} Mbit/s",
+        intervals[0] / 1e6
+    );
+    if intervals[0] < 1.5 * 20e6 {
+        failures.push(format!(
+            "a 256 MiB burst did not raise the first second: {:.0} bit/s",
+            intervals[0]
+        ));
     }
     assert!(failures.is_empty(), "outside the limits: {failures:?}");
 }
