@@ -224,10 +224,10 @@ const SOCKET_POD_SPEC: &str = "
         volumeMounts: [{name: sock, mountPath: /var/run/docker.sock}]
       volumes: [{name: sock, hostPath: {path: /var/run/docker.sock}}]";
 
-/// Builds the ops namespace: a Deployment with a ReplicaSet and pods, an old ReplicaSet at
-/// zero replicas, a CronJob with a Job and a pod, a pod owned by an unlisted kind, a bare
-/// dind pod, a Deployment running a script from a ConfigMap and a clean Deployment. The
-/// logging namespace gets a DaemonSet.
+/// Builds the ops namespace and the logging namespace with a DaemonSet. The ops namespace
+/// gets a Deployment with a ReplicaSet and pods, an old ReplicaSet at zero replicas, and a
+/// CronJob with a Job and a pod. It also gets a pod owned by an unlisted kind, a bare dind pod,
+/// a Deployment running a script from a ConfigMap, and a clean Deployment.
 fn populate(server: &TestServer) {
     kubectl_ok(server, &["create", "namespace", "ops"]);
     kubectl_ok(server, &["create", "namespace", "logging"]);

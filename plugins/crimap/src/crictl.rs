@@ -89,11 +89,11 @@ fn reject_positionals(name: &str, parsed: &ParsedArgs) -> Result<()> {
     }
 }
 
-fn require_positionals(name: &str, parsed: &ParsedArgs, min: usize, what: &str) -> Result<()> {
+fn require_positionals(name: &str, parsed: &ParsedArgs, min: usize, argument: &str) -> Result<()> {
     if parsed.positionals.len() < min {
         return Err(Error::usage(format!(
-            "missing {what} for {name}: pass it as {name} [FLAGS] {}",
-            what.to_uppercase().replace(' ', "-")
+            "missing {argument} for {name}: pass it as {name} [FLAGS] {}",
+            argument.to_uppercase().replace(' ', "-")
         )));
     }
     Ok(())

@@ -1,8 +1,10 @@
 //! Translation of docker command lines into crictl, or into nerdctl and ctr where crictl has no
 //! equivalent.
 //!
-//! Flags are checked against docker CLI 24 to 27 and crictl 1.29 to 1.31 (cri-tools). Each
-//! docker flag is either carried over, rewritten, or dropped with a note saying why.
+//! The crictl flag tables follow the flag definitions in cri-tools' `cmd/crictl` sources of
+//! the releases that have `images --pinned` and the exec filters (v1.30 and later); the docker
+//! ones follow the docker CLI 24+ reference. Each docker flag is carried over, rewritten, or
+//! dropped with a note that gives the reason.
 
 use shared::{Error, Result};
 
@@ -140,11 +142,11 @@ fn format_flag(parsed: &ParsedArgs, out: &mut Translation, words: &mut Vec<Strin
     }
 }
 
-fn require_positionals(name: &str, parsed: &ParsedArgs, min: usize, what: &str) -> Result<()> {
+fn require_positionals(name: &str, parsed: &ParsedArgs, min: usize, argument: &str) -> Result<()> {
     if parsed.positionals.len() < min {
         return Err(Error::usage(format!(
-            "missing {what} for {name}: pass it as {name} [FLAGS] {}",
-            what.to_uppercase().replace(' ', "-")
+            "missing {argument} for {name}: pass it as {name} [FLAGS] {}",
+            argument.to_uppercase().replace(' ', "-")
         )));
     }
     Ok(())

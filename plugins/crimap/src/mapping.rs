@@ -1,7 +1,8 @@
 //! The docker-to-crictl mapping table that `kubectl crimap table` prints.
 //!
-//! Rows follow the Kubernetes documentation's "Mapping from docker cli to crictl" page, with
-//! nerdctl and ctr commands for what crictl lacks. The translators in `docker.rs` and
+//! Rows follow the "Mapping from dockercli to crictl" page of the Kubernetes v1.24
+//! documentation (docker CLI 1.40, crictl 1.19), updated to current crictl, with nerdctl and
+//! ctr commands for what crictl lacks. The translators in `docker.rs` and
 //! `crictl.rs` implement each row; a test checks that both agree with this table.
 
 use serde::Serialize;

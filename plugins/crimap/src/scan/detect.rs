@@ -77,7 +77,7 @@ static DOCKERD: LazyLock<Regex> = LazyLock::new(|| {
 pub type ConfigMaps = HashMap<String, BTreeMap<String, String>>;
 
 /// Finds every Docker dependency in `spec`, sorted and without duplicates. Scripts in the
-/// ConfigMaps that a container mounts count as the container's commands; `config_maps` holds
+/// ConfigMaps that a container mounts count as the container's commands; `config_maps` contains
 /// the ConfigMaps of the pod's namespace.
 pub fn inspect_pod_spec(spec: &PodSpec, config_maps: &ConfigMaps) -> Vec<Finding> {
     let mut findings = Vec::new();
