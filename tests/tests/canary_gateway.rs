@@ -67,10 +67,10 @@ fn create_adds_weighted_backend_and_header_rule() {
 
     let rules = rules(&env);
     assert_eq!(rules.len(), 3, "{rules:?}");
-    assert_eq!(rules[0]["name"], "canary-header-0");
+    assert_eq!(rules[0]["name"], "kubectl-canary-header-0");
     assert_eq!(rules[0]["matches"][0]["headers"][0]["name"], "X-Canary");
     assert_eq!(rules[0]["backendRefs"][0]["name"], "hello-world-svc-v2");
-    assert_eq!(rules[1]["name"], "canary-header-never-0");
+    assert_eq!(rules[1]["name"], "kubectl-canary-header-never-0");
     let weighted = &rules[2]["backendRefs"];
     assert_eq!(weighted[0]["name"], "hello-world-svc");
     assert_eq!(weighted[0]["weight"], 80);
@@ -147,9 +147,9 @@ fn set_commands_rewrite_route() {
     assert_eq!(
         names,
         [
-            "canary-header-0",
-            "canary-cookie-0",
-            "canary-cookie-never-0"
+            "kubectl-canary-header-0",
+            "kubectl-canary-cookie-0",
+            "kubectl-canary-cookie-never-0"
         ]
     );
     assert_eq!(

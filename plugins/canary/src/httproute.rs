@@ -14,7 +14,7 @@ pub const VERSION: &str = "v1";
 /// Maximum number of rules in one HTTPRoute (the CRD's `maxItems`).
 pub const MAX_RULES: usize = 16;
 /// Prefix of the names of the rules the canary adds, so that they can be found and removed.
-pub const RULE_PREFIX: &str = "canary-";
+pub const RULE_PREFIX: &str = "kubectl-canary-";
 
 /// `spec` of an HTTPRoute. Fields the canary does not use are kept as they are in `other`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -803,6 +803,23 @@ rules:
         assert_eq!(s.rules[0].backend_refs.len(), 1);
         assert_eq!(s.rules[0].backend_refs[0].name, "hello-world-svc-v2");
         assert_eq!(s.rules[0].backend_refs[0].weight, None);
+    }
+
+    #[test]
+    fn user_rules_with_similar_names_kept() {
+        let mut s = spec(
+            "
+rules:
+- name: canary-api
+  matches: [{path: {value: /api}}]
+  backendRefs: [{name: api}]
+- backendRefs: [{name: hello-world-svc}]
+",
+        );
+        apply_canary(&mut s, &canary(10)).unwrap();
+        remove_canary(&mut s, &canary(10));
+        assert_eq!(s.rules.len(), 2);
+        assert_eq!(s.rules[0].name.as_deref(), Some("canary-api"));
     }
 
     #[test]
