@@ -801,20 +801,11 @@ fn create_with_protobuf_body() {
 fn binary_prints_address_and_serves() {
     use std::io::BufRead;
 
-    let status = run(std::process::Command::new(env!("CARGO"))
-        .current_dir(workspace_root())
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "kubectl-plugins-tests",
-            "--bin",
-            "test-apiserver",
-        ]));
-    assert!(status.status.success(), "{}", stderr(&status));
+    // Cargo builds the package's binaries for its integration tests.
+    let binary = env!("CARGO_BIN_EXE_test-apiserver");
     let folder = tempfile::tempdir().expect("temp dir");
     let kubeconfig = folder.path().join("kubeconfig");
-    let mut child = std::process::Command::new(testkit::plugins::bin_dir().join("test-apiserver"))
+    let mut child = std::process::Command::new(binary)
         .args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
         .arg(&kubeconfig)
         .args(["--node", "node-a=docker://24.0.7"])
@@ -839,12 +830,10 @@ fn binary_prints_address_and_serves() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), "docker://24.0.7");
 
-    let bad = run(
-        std::process::Command::new(testkit::plugins::bin_dir().join("test-apiserver"))
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
-            .args(["--serve-group-version", "apps/v1beta1"]),
-    );
+    let bad = run(std::process::Command::new(binary)
+        .arg("--kubeconfig-out")
+        .arg(&kubeconfig)
+        .args(["--serve-group-version", "apps/v1beta1"]));
     assert_eq!(bad.status.code(), Some(1));
     assert!(
         stderr(&bad).contains("unsupported extra group-version \"apps/v1beta1\""),
