@@ -1,9 +1,11 @@
 //! Volume repository against restic on the same generated tree and the same kind of location
-//! (a local folder): first backup, unchanged re-backup, re-backup after 1% of the files change,
+//! (a local folder, then a local S3 server): first backup, unchanged re-backup, re-backup after 1% of the files change,
 //! and restore. Prints seconds and repository sizes for both and our/restic ratios.
 //!
 //! Run with `cargo bench -p kubectl-migrate --bench volumes`. `VOLUMES_BENCH_MIB` sets the tree
-//! size (default 1024); restic is found on PATH (`RESTIC` overrides it) and skipped when missing.
+//! size (default 1024). `VOLUMES_BENCH_LOCATIONS` lists the location kinds (default
+//! `folder,s3`; s3 uses a local s3s-fs server on 127.0.0.1). restic is found on PATH
+//! (`RESTIC` overrides it) and skipped when missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +15,10 @@ use std::time::Instant;
 use kubectl_migrate::repo::{
     self, BackupOptions, Repository, RestoreOptions, SnapshotTags, StoreBackend,
 };
-use kubectl_migrate::store::{Store, StoreConfig};
+use kubectl_migrate::store::{
+    Addressing, CredentialSource, S3Options, Store, StoreConfig, StoreUrl,
+};
+use testkit::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 
 const PASSWORD: &str = "benchmark-password";
 const SEED: u64 = 0x5eed_2026;
@@ -146,14 +151,42 @@ fn timed<T>(work: impl FnOnce() -> T) -> (T, f64) {
     (value, started.elapsed().as_secs_f64())
 }
 
+/// The location kind both tools write to.
+enum Target<'a> {
+    Folder,
+    S3(&'a S3Server),
+}
+
 fn run_ours(
     runtime: &tokio::runtime::Runtime,
     work: &Path,
     source: &Path,
     files: &[PathBuf],
+    target: &Target,
 ) -> Figures {
-    let location = work.join("ours");
-    let store = Store::open(&StoreConfig::folder(&location)).unwrap();
+    let (config, location) = match target {
+        Target::Folder => {
+            let folder = work.join("ours");
+            (StoreConfig::folder(&folder), folder)
+        }
+        Target::S3(server) => {
+            let config = StoreConfig {
+                url: StoreUrl::parse("s3://bench/ours").unwrap(),
+                s3: S3Options {
+                    endpoint: Some(server.endpoint()),
+                    addressing: Addressing::Path,
+                    credentials: CredentialSource::File {
+                        path: server.write_credentials_file(work),
+                        profile: "default".into(),
+                    },
+                    ..S3Options::default()
+                },
+                read_only: false,
+            };
+            (config, server.data_dir().join("bench/ours"))
+        }
+    };
+    let store = Store::open(&config).unwrap();
     let backend = Arc::new(StoreBackend::new(store));
     let repository = runtime
         .block_on(Repository::open_or_init(backend, PASSWORD.as_bytes()))
@@ -198,29 +231,29 @@ fn run_ours(
         snapshot.stats
     );
 
-    let target = work.join("ours-restore");
+    let restored = work.join("ours-restore");
     let (_, seconds) = timed(|| {
         runtime
             .block_on(repo::restore_snapshot(
                 &repository,
                 &snapshot,
-                &target,
+                &restored,
                 &RestoreOptions::default(),
             ))
             .unwrap()
     });
     figures.restore = seconds;
-    std::fs::remove_dir_all(&target).unwrap();
+    std::fs::remove_dir_all(&restored).unwrap();
     figures
 }
 
-fn restic(binary: &Path, repository: &Path, args: &[&str]) {
+/// Runs restic on `repository` (a folder or an `s3:` spec), panicking with its stderr on failure.
+fn restic(binary: &Path, repository: &str, environment: &[(String, String)], args: &[&str]) {
     let output = Command::new(binary)
-        .arg("--repo")
-        .arg(repository)
-        .args(["--quiet", "--no-cache"])
+        .args(["--repo", repository, "--quiet", "--no-cache"])
         .args(args)
         .env("RESTIC_PASSWORD", PASSWORD)
+        .envs(environment.iter().cloned())
         .output()
         .expect("failed to run restic");
     assert!(
@@ -230,11 +263,31 @@ fn restic(binary: &Path, repository: &Path, args: &[&str]) {
     );
 }
 
-fn run_restic(binary: &Path, work: &Path, source: &Path, files: &[PathBuf]) -> Figures {
-    let repository = work.join("restic");
-    restic(binary, &repository, &["init"]);
+fn run_restic(
+    binary: &Path,
+    work: &Path,
+    source: &Path,
+    files: &[PathBuf],
+    target: &Target,
+) -> Figures {
+    let (spec, environment, repository) = match target {
+        Target::Folder => {
+            let folder = work.join("restic");
+            (folder.display().to_string(), Vec::new(), folder)
+        }
+        Target::S3(server) => (
+            format!("s3:{}/bench/restic", server.endpoint()),
+            vec![
+                ("AWS_ACCESS_KEY_ID".to_string(), ACCESS_KEY.to_string()),
+                ("AWS_SECRET_ACCESS_KEY".to_string(), SECRET_KEY.to_string()),
+            ],
+            server.data_dir().join("bench/restic"),
+        ),
+    };
+    let restic = |args: &[&str]| restic(binary, &spec, &environment, args);
+    restic(&["init"]);
     let source_text = source.to_str().unwrap();
-    let backup = || restic(binary, &repository, &["backup", source_text]);
+    let backup = || restic(&["backup", source_text]);
 
     let first = timed(backup).1;
     let size_first = folder_size(&repository);
@@ -243,17 +296,10 @@ fn run_restic(binary: &Path, work: &Path, source: &Path, files: &[PathBuf]) -> F
     let changed = timed(backup).1;
     let size_final = folder_size(&repository);
 
-    let target = work.join("restic-restore");
-    let target_text = target.to_str().unwrap().to_string();
-    let restore = timed(|| {
-        restic(
-            binary,
-            &repository,
-            &["restore", "latest", "--target", &target_text],
-        )
-    })
-    .1;
-    std::fs::remove_dir_all(&target).unwrap();
+    let restored = work.join("restic-restore");
+    let target_text = restored.to_str().unwrap().to_string();
+    let restore = timed(|| restic(&["restore", "latest", "--target", &target_text])).1;
+    std::fs::remove_dir_all(&restored).unwrap();
     Figures {
         first,
         unchanged,
@@ -277,30 +323,56 @@ fn main() {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(1024);
+    let kinds = std::env::var("VOLUMES_BENCH_LOCATIONS").unwrap_or_else(|_| "folder,s3".into());
     let restic_binary = std::env::var_os("RESTIC")
         .map(PathBuf::from)
         .or_else(|| which("restic"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    for kind in kinds.split(',') {
+        let server = (kind == "s3").then(|| {
+            let server = S3Server::start();
+            server.create_bucket("bench");
+            server
+        });
+        let target = match &server {
+            Some(server) => Target::S3(server),
+            None => Target::Folder,
+        };
+        run_kind(&runtime, kind, &target, total_mib, restic_binary.as_deref());
+    }
+}
+
+/// Runs both tools against one location kind and prints the table.
+fn run_kind(
+    runtime: &tokio::runtime::Runtime,
+    kind: &str,
+    target: &Target,
+    total_mib: u64,
+    restic_binary: Option<&Path>,
+) {
     let work = tempfile::tempdir().unwrap();
 
     // Each tool gets a freshly generated copy of the same tree, so both see the same 1% change.
     let ours_source = work.path().join("source-ours");
     let (files, seconds) = timed(|| generate_tree(&ours_source, total_mib));
     eprintln!(
-        "generated {} files, {total_mib} MiB, in {seconds:.1} s",
+        "{kind}: generated {} files, {total_mib} MiB, in {seconds:.1} s",
         files.len()
     );
-    let ours = run_ours(&runtime, work.path(), &ours_source, &files);
+    let ours = run_ours(runtime, work.path(), &ours_source, &files, target);
     std::fs::remove_dir_all(&ours_source).unwrap();
 
     let theirs = restic_binary.map(|binary| {
         let source = work.path().join("source-restic");
         let files = generate_tree(&source, total_mib);
-        run_restic(&binary, work.path(), &source, &files)
+        let figures = run_restic(binary, work.path(), &source, &files, target);
+        std::fs::remove_dir_all(&source).unwrap();
+        figures
     });
 
     println!(
-        "volume repository vs restic, {total_mib} MiB tree, {} files, local folder repository",
+        "volume repository vs restic, {total_mib} MiB tree, {} files, {kind} repository",
         files.len()
     );
     println!(
