@@ -218,6 +218,7 @@ fn get_verify_compares_kernel_state() {
         "LIVE-EGRESS",
         "VERIFY",
         "HOST-INTERFACE",
+        "QDISCS",
     ] {
         assert!(header.contains(column), "{header}");
     }
@@ -232,6 +233,11 @@ fn get_verify_compares_kernel_state() {
     ] {
         assert!(row.contains(cell), "missing {cell:?} in {row}");
     }
+    let qdiscs = format!(
+        "{} tbf 1: root, {} ingress ffff: ingress",
+        net.host_veth, net.host_veth
+    );
+    assert!(row.contains(&qdiscs), "missing {qdiscs:?} in {row}");
 
     // Change the kernel behind the plugin's back: verify reports it and exits 1.
     bwlimit_support::testnet::in_netns(

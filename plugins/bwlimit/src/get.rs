@@ -161,7 +161,7 @@ pub fn render_table(rows: &[PodLimits], all_namespaces: bool, verify: bool, wide
     if verify {
         headers.extend(["live-ingress", "live-egress", "verify"]);
     }
-    let mut table = Table::new(&headers).with_wide_columns(&["host-interface"]);
+    let mut table = Table::new(&headers).with_wide_columns(&["host-interface", "qdiscs"]);
     for row in rows {
         let mut cells = Vec::new();
         if all_namespaces {
@@ -182,6 +182,12 @@ pub fn render_table(rows: &[PodLimits], all_namespaces: bool, verify: bool, wide
             .and_then(|v| v.host_interface.clone())
             .unwrap_or_default();
         cells.push(host);
+        let qdiscs = row
+            .verify
+            .as_ref()
+            .map(|v| v.qdiscs.join(", "))
+            .unwrap_or_default();
+        cells.push(qdiscs);
         table.add_row(cells);
     }
     table.render(wide)
