@@ -974,6 +974,37 @@ fn rollout_counts_failed_verify_requests() {
 }
 
 #[test]
+fn rollout_verifies_over_https() {
+    let env = env_with_canary("0");
+    let (app, ca_pem) = HelloServer::start_tls(0.5, Marker::Body);
+    let folder = tempfile::tempdir().unwrap();
+    let ca_file = folder.path().join("ca.crt");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let url = format!("https://{}/", app.addr);
+    let text = env.canary_ok(&[
+        "rollout",
+        "hello-world",
+        "--steps",
+        "50",
+        "--interval",
+        "0s",
+        "--verify-url",
+        &url,
+        "--verify-requests",
+        "20",
+        "--verify-canary-match",
+        "version: v2",
+        "--verify-certificate-authority",
+        &ca_file.display().to_string(),
+    ]);
+    assert!(text.contains("Canary:   10 (50.0%"), "{text}");
+    assert!(
+        text.contains("rollout of hello-world completed at weight 50/100"),
+        "{text}"
+    );
+}
+
+#[test]
 fn rollout_aborts_when_verify_fails() {
     let env = env_with_canary("0");
     // The app returns v2 for 10% of requests whatever the weight, so step 2 (50%) fails.

@@ -376,6 +376,18 @@ pub struct RolloutVerifyArgs {
     /// Failed requests (errors and 5xx responses) a step tolerates before the rollout aborts.
     #[arg(long, value_name = "N", default_value_t = 0, requires = "verify_url")]
     pub verify_max_failures: u64,
+
+    /// PEM file of CA certificates to trust for an https verify URL, besides the web PKI roots.
+    #[arg(long, value_name = "FILE", requires = "verify_url")]
+    pub verify_certificate_authority: Option<PathBuf>,
+
+    /// Accept any certificate of an https verify URL (for self-signed test setups).
+    #[arg(
+        long,
+        requires = "verify_url",
+        conflicts_with = "verify_certificate_authority"
+    )]
+    pub verify_insecure_skip_tls_verify: bool,
 }
 
 /// Arguments of `verify`.

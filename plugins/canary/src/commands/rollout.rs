@@ -196,8 +196,16 @@ fn verifier(args: &RolloutArgs) -> Result<Option<Verifier>> {
             headers: args.verify.verify_header.clone(),
             cookies: Vec::new(),
             timeout: Duration::from_secs(10),
-            ca_pem: None,
-            insecure: false,
+            ca_pem: match &args.verify.verify_certificate_authority {
+                Some(path) => Some(std::fs::read(path).map_err(|error| {
+                    Error::usage(format!(
+                        "failed to read --verify-certificate-authority {}: {error}",
+                        path.display()
+                    ))
+                })?),
+                None => None,
+            },
+            insecure: args.verify.verify_insecure_skip_tls_verify,
         },
         classifier,
         requests: args.verify.verify_requests,
