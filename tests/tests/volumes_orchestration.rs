@@ -624,3 +624,60 @@ fn interrupted_restore_deletes_pod_and_secret() {
     assert!(agent_secrets(&server, "shop-new").is_empty());
     assert!(!exists(&server, &["deployment", "db", "-n", "shop-new"]));
 }
+
+#[test]
+fn backup_reports_agent_failure_reason() {
+    let work = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(work.path());
+    let kubeconfig = &server.kubeconfig;
+    apply(
+        kubeconfig,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    );
+    apply(
+        kubeconfig,
+        &annotated_pod(json!({"backup.velero.io/backup-volumes": "scratch"})),
+    );
+    let pod = get_json(kubeconfig, &["pod", "db-0", "-n", "shop"]);
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    let kubelet_root = work.path().join("kubelet");
+    let scratch = kubelet_root.join(format!(
+        "pods/{uid}/volumes/kubernetes.io~empty-dir/scratch"
+    ));
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(scratch.join("file"), b"data").unwrap();
+
+    // The plugin creates the repository with another password than the agents get.
+    let location = format!("file://{}", work.path().join("location").display());
+    let output = plugins::run(
+        migrate(kubeconfig, work.path())
+            .env("KUBECTL_MIGRATE_PASSWORD", "another-password")
+            .args([
+                "backup",
+                "create",
+                "nightly-1",
+                "--include-namespaces",
+                "shop",
+                "--location",
+                &location,
+                "--kubelet-root-dir",
+                kubelet_root.to_str().unwrap(),
+                "--agent-image",
+                LOCAL_AGENT_IMAGE,
+            ]),
+    );
+    let stderr = plugins::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("backup nightly-1: 1 of 1 volumes failed: volume shop/db-0/scratch: pod shop/kubectl-migrate-backup-"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "wrong repository password: check --password-file or KUBECTL_MIGRATE_PASSWORD"
+        ),
+        "{stderr}"
+    );
+    let pods = get_json(kubeconfig, &["pods", "-n", "shop"]);
+    assert_eq!(pods["items"].as_array().unwrap().len(), 1, "{pods}");
+}
