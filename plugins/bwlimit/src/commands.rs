@@ -120,6 +120,12 @@ async fn change_target(
             let pods =
                 change_workload(&client, namespace, *kind, name, &change, live.is_some()).await?;
             if pods.is_empty() {
+                if live.is_some() {
+                    eprintln!(
+                        "note: {}/{name} has no running pods to program",
+                        kind.name()
+                    );
+                }
                 return Ok(());
             }
             pods
