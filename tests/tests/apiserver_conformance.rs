@@ -935,3 +935,30 @@ fn invalid_label_is_unprocessable() {
         "{message}"
     );
 }
+
+/// Real server: a failed JSON patch `test` is 422 with a generic message; a patch whose path
+/// does not exist is 400.
+#[test]
+fn json_patch_failures() {
+    let server = TestServer::start(ServerOptions::default());
+    let api = Api::new(&server);
+    api.post(CM, config_map("p"));
+    let failed_test = api.patch(
+        &format!("{CM}/p"),
+        "application/json-patch+json",
+        json!([{"op": "test", "path": "/data/k", "value": "other"}]),
+    );
+    assert_eq!(failed_test.code, 422);
+    assert_eq!(failed_test.body["reason"], "Invalid");
+    assert_eq!(
+        failed_test.body["message"],
+        "the server rejected our request due to an error in our request"
+    );
+    let missing = api.patch(
+        &format!("{CM}/p"),
+        "application/json-patch+json",
+        json!([{"op": "replace", "path": "/spec/missing", "value": 1}]),
+    );
+    assert_eq!(missing.code, 400);
+    assert_eq!(missing.body["reason"], "BadRequest");
+}

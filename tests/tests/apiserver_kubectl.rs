@@ -339,6 +339,11 @@ fn patch_merge_json_and_strategic() {
         ],
     );
     assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("the server rejected our request due to an error in our request"),
+        "{}",
+        stderr(&bad)
+    );
 
     // A client-side re-apply restores the applied image and keeps the sidecar, which the
     // last-applied configuration never contained.

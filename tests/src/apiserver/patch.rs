@@ -36,11 +36,19 @@ impl PatchKind {
     }
 }
 
-fn patch_error(detail: String) -> ApiError {
-    let mut error = ApiError::bad_request(detail);
-    error.code = 422;
-    error.reason = "Invalid";
-    error
+/// Maps a JSON patch failure as kube-apiserver does: a failed `test` operation is a 422
+/// `Invalid` with a generic message, and any other failure (a missing path, say) a 400
+/// `BadRequest` with the patch library's message.
+fn patch_error(error: &json_patch::PatchError) -> ApiError {
+    if matches!(error.kind, json_patch::PatchErrorKind::TestFailed) {
+        let mut invalid =
+            ApiError::bad_request("the server rejected our request due to an error in our request");
+        invalid.code = 422;
+        invalid.reason = "Invalid";
+        invalid.details = Some(serde_json::json!({}));
+        return invalid;
+    }
+    ApiError::bad_request(format!("jsonpatch operation does not apply: {error}"))
 }
 
 /// Applies a JSON, merge or strategic merge patch to a copy of `current`.
@@ -55,8 +63,7 @@ pub(crate) fn apply_patch(
         PatchKind::Json => {
             let operations: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|error| ApiError::bad_request(format!("invalid JSON patch: {error}")))?;
-            json_patch::patch(&mut result, &operations)
-                .map_err(|error| patch_error(error.to_string()))?;
+            json_patch::patch(&mut result, &operations).map_err(|error| patch_error(&error))?;
         }
         PatchKind::Merge => {
             let patch: Value = parse_patch(body)?;
