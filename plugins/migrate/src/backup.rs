@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::api::{Api, DynamicObject, ListParams};
 use kube::Client;
+use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::Value;
 use shared::{Error, Result, ResultExt};
 
@@ -51,7 +51,11 @@ struct Progress {
 }
 
 /// Runs a backup and returns its manifest, already stored.
-pub async fn create_backup(client: &Client, store: &Store, request: &BackupRequest) -> Result<Manifest> {
+pub async fn create_backup(
+    client: &Client,
+    store: &Store,
+    request: &BackupRequest,
+) -> Result<Manifest> {
     let started_at = format::now_rfc3339();
     let namespaces = NamespaceFilter::new(
         &request.include_namespaces,
@@ -60,12 +64,19 @@ pub async fn create_backup(client: &Client, store: &Store, request: &BackupReque
     )
     .map_err(Error::usage)?;
     let types = collect_resource_types(client).await?;
-    let selected = select_types(&types, &request.include_resources, &request.exclude_resources)
-        .map_err(Error::usage)?;
+    let selected = select_types(
+        &types,
+        &request.include_resources,
+        &request.exclude_resources,
+    )
+    .map_err(Error::usage)?;
 
     let state = Arc::new(Mutex::new(Progress::default()));
     let bar = shared::progress::spinner("backing up");
-    log(&state, format!("backup {} started at {started_at}", request.name));
+    log(
+        &state,
+        format!("backup {} started at {started_at}", request.name),
+    );
 
     // Namespaced objects first: they decide which cluster-scoped objects are needed.
     let namespaced: Vec<&ResourceType> = selected.iter().filter(|t| t.namespaced).collect();
@@ -76,22 +87,30 @@ pub async fn create_backup(client: &Client, store: &Store, request: &BackupReque
             let bar = bar.clone();
             let namespaces = &namespaces;
             async move {
-                let objects = list_all(client, resource, namespace.as_deref(), request).await?;
-                let kept: Vec<Value> = objects
-                    .into_iter()
-                    .filter(|o| o["metadata"]["namespace"].as_str().is_some_and(|n| namespaces.allows(n)))
-                    .collect();
-                let mut to_write = Vec::new();
-                for object in kept {
-                    let owned = !request.include_owned && controller_owner_uid(&object).is_some();
-                    if owned {
-                        lock(&state).owned.push((resource.clone(), object));
-                    } else {
-                        to_write.push(object);
+                // Each page is stored before the next is requested, so memory holds one page
+                // per concurrent LIST rather than whole resource types.
+                let mut pager = Pager::new(client, resource, namespace.as_deref(), request);
+                while let Some(page) = pager.next_page().await? {
+                    let mut to_write = Vec::new();
+                    for object in page {
+                        let namespace = object["metadata"]["namespace"].as_str();
+                        if !namespace.is_some_and(|n| namespaces.allows(n)) {
+                            continue;
+                        }
+                        let owned =
+                            !request.include_owned && controller_owner_uid(&object).is_some();
+                        if owned {
+                            lock(&state).owned.push((resource.clone(), object));
+                        } else {
+                            to_write.push(object);
+                        }
                     }
+                    write_objects(store, &request.name, resource, to_write, &state).await?;
+                    bar.set_message(format!(
+                        "backing up: {} objects",
+                        lock(&state).written.len()
+                    ));
                 }
-                write_objects(store, &request.name, resource, to_write, &state).await?;
-                bar.set_message(format!("backing up: {} objects", lock(&state).written.len()));
                 Ok::<(), Error>(())
             }
         })
@@ -111,7 +130,12 @@ pub async fn create_backup(client: &Client, store: &Store, request: &BackupReque
         }
     }
     if dropped > 0 {
-        log(&state, format!("left out {dropped} objects owned by a backed-up controller (use --include-owned to keep them)"));
+        log(
+            &state,
+            format!(
+                "left out {dropped} objects owned by a backed-up controller (use --include-owned to keep them)"
+            ),
+        );
     }
     for (resource, object) in orphans {
         write_objects(store, &request.name, &resource, vec![object], &state).await?;
@@ -122,7 +146,10 @@ pub async fn create_backup(client: &Client, store: &Store, request: &BackupReque
 
     let (mut objects, log_lines) = {
         let mut state = lock(&state);
-        (std::mem::take(&mut state.written), std::mem::take(&mut state.log))
+        (
+            std::mem::take(&mut state.written),
+            std::mem::take(&mut state.log),
+        )
     };
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     let manifest = Manifest {
@@ -149,10 +176,14 @@ pub async fn create_backup(client: &Client, store: &Store, request: &BackupReque
         "\nbackup {} completed at {}: {} objects\n",
         manifest.name, manifest.completed_at, manifest.counts.total
     ));
-    store.put(&format::log_key(&request.name), text.as_bytes()).await?;
+    store
+        .put(&format::log_key(&request.name), text.as_bytes())
+        .await?;
     let bytes = serde_json::to_vec_pretty(&manifest)
         .map_err(|error| Error::failed(format!("failed to encode the manifest: {error}")))?;
-    store.put(&format::manifest_key(&request.name), &bytes).await?;
+    store
+        .put(&format::manifest_key(&request.name), &bytes)
+        .await?;
     Ok(manifest)
 }
 
@@ -193,7 +224,11 @@ async fn backup_cluster_scoped(
         // Dependencies are taken whatever their labels, so the selector applies only to
         // types taken whole.
         let selector_request = BackupRequest {
-            selector: if take_all { request.selector.clone() } else { None },
+            selector: if take_all {
+                request.selector.clone()
+            } else {
+                None
+            },
             ..request.clone()
         };
         let objects = list_all(client, resource, None, &selector_request).await?;
@@ -236,43 +271,82 @@ fn list_tasks<'a>(
     tasks
 }
 
-/// Lists every object of one type with LIST pages of `page_size`, following `continue`.
+/// Pages through the objects of one type with LIST requests of `page_size`, following
+/// `continue`, so that a caller can store each page before the next one arrives.
+struct Pager {
+    api: Api<DynamicObject>,
+    api_version: String,
+    resource: ResourceType,
+    params: ListParams,
+    token: Option<String>,
+    done: bool,
+}
+
+impl Pager {
+    fn new(
+        client: &Client,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        request: &BackupRequest,
+    ) -> Pager {
+        let api_resource = resource.api_resource();
+        let api = match namespace {
+            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &api_resource),
+            None => Api::all_with(client.clone(), &api_resource),
+        };
+        let mut params = ListParams::default().limit(request.page_size);
+        if let Some(selector) = &request.selector {
+            params = params.labels(selector);
+        }
+        Pager {
+            api,
+            api_version: api_resource.api_version,
+            resource: resource.clone(),
+            params,
+            token: None,
+            done: false,
+        }
+    }
+
+    /// Returns the next page, or `None` after the last one.
+    async fn next_page(&mut self) -> Result<Option<Vec<Value>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut params = self.params.clone();
+        if let Some(token) = &self.token {
+            params = params.continue_token(token);
+        }
+        let page = list_page_with_retry(&self.api, &params, &self.resource).await?;
+        let mut objects = Vec::with_capacity(page.items.len());
+        for item in page.items {
+            let mut value = serde_json::to_value(&item)
+                .map_err(|error| Error::failed(format!("failed to encode an object: {error}")))?;
+            // Items of a list carry no apiVersion and kind; the type supplies them.
+            value["apiVersion"] = Value::String(self.api_version.clone());
+            value["kind"] = Value::String(self.resource.kind.clone());
+            objects.push(value);
+        }
+        // The server ends the listing with an empty token; a repeated token would loop forever.
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(next) if Some(&next) != self.token.as_ref() => self.token = Some(next),
+            _ => self.done = true,
+        }
+        Ok(Some(objects))
+    }
+}
+
+/// Lists every object of one type, all pages together.
 async fn list_all(
     client: &Client,
     resource: &ResourceType,
     namespace: Option<&str>,
     request: &BackupRequest,
 ) -> Result<Vec<Value>> {
-    let api_resource = resource.api_resource();
-    let api: Api<DynamicObject> = match namespace {
-        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &api_resource),
-        None => Api::all_with(client.clone(), &api_resource),
-    };
+    let mut pager = Pager::new(client, resource, namespace, request);
     let mut objects = Vec::new();
-    let mut token: Option<String> = None;
-
-    // Bounded by the server: each page returns a new continue token until the last one.
-    loop {
-        let mut params = ListParams::default().limit(request.page_size);
-        if let Some(selector) = &request.selector {
-            params = params.labels(selector);
-        }
-        if let Some(token) = &token {
-            params = params.continue_token(token);
-        }
-        let page = list_page_with_retry(&api, &params, resource).await?;
-        for item in page.items {
-            let mut value = serde_json::to_value(&item)
-                .map_err(|error| Error::failed(format!("failed to encode an object: {error}")))?;
-            // Items of a list carry no apiVersion and kind; the type supplies them.
-            value["apiVersion"] = Value::String(api_resource.api_version.clone());
-            value["kind"] = Value::String(resource.kind.clone());
-            objects.push(value);
-        }
-        match page.metadata.continue_.filter(|t| !t.is_empty()) {
-            Some(next) if Some(&next) != token.as_ref() => token = Some(next),
-            _ => break,
-        }
+    while let Some(page) = pager.next_page().await? {
+        objects.extend(page);
     }
     Ok(objects)
 }
@@ -296,7 +370,10 @@ async fn list_page_with_retry(
             }
             Err(error) => {
                 return Err(error).context(|| {
-                    format!("failed to list {} after {attempt} attempts", resource.group_resource())
+                    format!(
+                        "failed to list {} after {attempt} attempts",
+                        resource.group_resource()
+                    )
                 });
             }
         }
@@ -332,15 +409,25 @@ async fn write_objects(
                 resource: resource.plural.clone(),
                 kind: resource.kind.clone(),
                 namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
-                name: object["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                name: object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             };
             let needs = cluster_needs(resource, &object);
-            let bytes = serde_json::to_vec(&object)
-                .map_err(|error| Error::failed(format!("failed to encode {}: {error}", reference.display_name())))?;
+            let bytes = serde_json::to_vec(&object).map_err(|error| {
+                Error::failed(format!(
+                    "failed to encode {}: {error}",
+                    reference.display_name()
+                ))
+            })?;
             let key = format::object_key(backup, &reference);
             store.put(&key, &bytes).await?;
             let entry = ManifestObject {
-                uid: object["metadata"]["uid"].as_str().unwrap_or_default().to_string(),
+                uid: object["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 sha256: format::sha256_hex(&bytes),
                 size: bytes.len() as u64,
                 key,
@@ -365,7 +452,9 @@ async fn write_objects(
 }
 
 fn lock(state: &Arc<Mutex<Progress>>) -> std::sync::MutexGuard<'_, Progress> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn log(state: &Arc<Mutex<Progress>>, line: String) {

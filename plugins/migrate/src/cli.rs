@@ -217,7 +217,7 @@ pub struct BackupNameArgs {
 #[derive(Subcommand, Debug)]
 pub enum RestoreCommand {
     /// Restore a backup into the cluster of the current context.
-    Create(RestoreCreateArgs),
+    Create(Box<RestoreCreateArgs>),
     /// List restores.
     Get(RestoreGetArgs),
     /// Show a restore's result: counts and each object's outcome.
@@ -407,7 +407,10 @@ mod tests {
         assert_eq!(args.filters.include_namespaces, ["shop", "web-*"]);
         assert_eq!(args.filters.exclude_resources, ["secrets"]);
         assert_eq!(args.filters.selector.as_deref(), Some("app=web"));
-        assert_eq!(args.filters.include_cluster_resources, ClusterResources::False);
+        assert_eq!(
+            args.filters.include_cluster_resources,
+            ClusterResources::False
+        );
         assert_eq!(args.concurrency, 8);
     }
 
@@ -420,7 +423,12 @@ mod tests {
     #[test]
     fn dry_run_takes_server() {
         let cli = Cli::try_parse_from([
-            "kubectl-migrate", "restore", "create", "--from-backup", "b1", "--dry-run=server",
+            "kubectl-migrate",
+            "restore",
+            "create",
+            "--from-backup",
+            "b1",
+            "--dry-run=server",
         ])
         .unwrap();
         let Command::Restore(RestoreCommand::Create(args)) = cli.command else {

@@ -58,15 +58,13 @@ impl ResourceType {
         let base_matches = base == self.plural
             || base == singular
             || base == self.kind.to_ascii_lowercase()
-            || self.short_names.iter().any(|s| *s == base);
+            || self.short_names.contains(&base);
         if !base_matches {
             return false;
         }
         match qualifier {
             None => true,
-            Some(rest) => {
-                rest == self.group || rest == format!("{}.{}", self.version, self.group)
-            }
+            Some(rest) => rest == self.group || rest == format!("{}.{}", self.version, self.group),
         }
     }
 
@@ -112,7 +110,11 @@ pub async fn collect_resource_types(client: &Client) -> Result<Vec<ResourceType>
         .list_core_api_versions()
         .await
         .context(|| "failed to discover the core API versions".to_string())?;
-    let core_version = core.versions.first().cloned().unwrap_or_else(|| "v1".into());
+    let core_version = core
+        .versions
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "v1".into());
     let resources = client
         .list_core_api_resources(&core_version)
         .await

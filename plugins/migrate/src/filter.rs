@@ -208,7 +208,11 @@ pub fn cluster_needs(resource: &ResourceType, object: &Value) -> Vec<ClusterNeed
             spec["storageClassName"].as_str(),
         ),
         "StatefulSet" => {
-            for template in spec["volumeClaimTemplates"].as_array().into_iter().flatten() {
+            for template in spec["volumeClaimTemplates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 need(
                     "storageclasses.storage.k8s.io",
                     template["spec"]["storageClassName"].as_str(),
@@ -280,7 +284,9 @@ mod tests {
 
     #[test]
     fn namespace_globs_include_and_exclude() {
-        let filter = NamespaceFilter::new(&strings(&["shop-*", "web"]), &strings(&["shop-old"]), false).unwrap();
+        let filter =
+            NamespaceFilter::new(&strings(&["shop-*", "web"]), &strings(&["shop-old"]), false)
+                .unwrap();
         assert!(filter.allows("shop-1"));
         assert!(filter.allows("web"));
         assert!(!filter.allows("shop-old"));
@@ -328,7 +334,10 @@ mod tests {
     #[test]
     fn unknown_resource_names_the_flag() {
         let error = select_types(&types(), &strings(&["widgets"]), &[]).unwrap_err();
-        assert!(error.starts_with("unknown resource \"widgets\" in --include-resources"), "{error}");
+        assert!(
+            error.starts_with("unknown resource \"widgets\" in --include-resources"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -342,7 +351,13 @@ mod tests {
 
     #[test]
     fn needs_of_a_pvc() {
-        let pvcs = resource("", "PersistentVolumeClaim", "persistentvolumeclaims", &["pvc"], true);
+        let pvcs = resource(
+            "",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            &["pvc"],
+            true,
+        );
         let pvc = json!({"kind": "PersistentVolumeClaim", "metadata": {"namespace": "db", "name": "data"},
             "spec": {"volumeName": "pv-1", "storageClassName": "fast"}});
         assert_eq!(
@@ -350,26 +365,44 @@ mod tests {
             [
                 ("namespaces".to_string(), "db".to_string()),
                 ("persistentvolumes".to_string(), "pv-1".to_string()),
-                ("storageclasses.storage.k8s.io".to_string(), "fast".to_string()),
+                (
+                    "storageclasses.storage.k8s.io".to_string(),
+                    "fast".to_string()
+                ),
             ]
         );
     }
 
     #[test]
     fn needs_of_custom_resources_and_bindings() {
-        let routes = resource("gateway.networking.k8s.io", "HTTPRoute", "httproutes", &[], true);
+        let routes = resource(
+            "gateway.networking.k8s.io",
+            "HTTPRoute",
+            "httproutes",
+            &[],
+            true,
+        );
         let route = json!({"kind": "HTTPRoute", "metadata": {"namespace": "web", "name": "r"}});
         assert!(cluster_needs(&routes, &route).contains(&(
             "customresourcedefinitions.apiextensions.k8s.io".to_string(),
             "httproutes.gateway.networking.k8s.io".to_string()
         )));
 
-        let bindings = resource("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", &[], true);
+        let bindings = resource(
+            "rbac.authorization.k8s.io",
+            "RoleBinding",
+            "rolebindings",
+            &[],
+            true,
+        );
         let binding = json!({"kind": "RoleBinding", "metadata": {"namespace": "web", "name": "b"},
             "roleRef": {"kind": "ClusterRole", "name": "view"}});
         let needs = cluster_needs(&bindings, &binding);
         assert_eq!(needs.len(), 2);
-        assert!(needs.contains(&("clusterroles.rbac.authorization.k8s.io".to_string(), "view".to_string())));
+        assert!(needs.contains(&(
+            "clusterroles.rbac.authorization.k8s.io".to_string(),
+            "view".to_string()
+        )));
     }
 
     #[test]
@@ -377,7 +410,9 @@ mod tests {
         let deployments = resource("apps", "Deployment", "deployments", &[], true);
         let deployment = json!({"kind": "Deployment", "metadata": {"namespace": "a", "name": "d"},
             "spec": {"template": {"spec": {"priorityClassName": "high", "containers": []}}}});
-        assert!(cluster_needs(&deployments, &deployment)
-            .contains(&("priorityclasses.scheduling.k8s.io".to_string(), "high".to_string())));
+        assert!(cluster_needs(&deployments, &deployment).contains(&(
+            "priorityclasses.scheduling.k8s.io".to_string(),
+            "high".to_string()
+        )));
     }
 }

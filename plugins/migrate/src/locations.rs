@@ -71,8 +71,7 @@ impl Paths {
             }
         };
         Ok(Paths {
-            config_file: base("XDG_CONFIG_HOME", ".config")?
-                .join("kubectl-migrate/locations.yaml"),
+            config_file: base("XDG_CONFIG_HOME", ".config")?.join("kubectl-migrate/locations.yaml"),
             default_folder: base("XDG_DATA_HOME", ".local/share")?.join("kubectl-migrate/backups"),
         })
     }
@@ -175,10 +174,7 @@ pub fn store_config(location: &Location, flags: &S3Args) -> Result<StoreConfig> 
 
     let mut s3 = S3Options {
         endpoint: flags.endpoint.clone().or_else(|| location.endpoint.clone()),
-        addressing: flags
-            .addressing
-            .or(location.addressing)
-            .unwrap_or_default(),
+        addressing: flags.addressing.or(location.addressing).unwrap_or_default(),
         credentials: match credentials_file {
             Some(path) => CredentialSource::File { path, profile },
             None => CredentialSource::Environment,
@@ -208,22 +204,39 @@ mod tests {
     #[test]
     fn paths_follow_xdg_defaults() {
         let paths = paths();
-        assert_eq!(paths.config_file, Path::new("/home/u/.config/kubectl-migrate/locations.yaml"));
-        assert_eq!(paths.default_folder, Path::new("/home/u/.local/share/kubectl-migrate/backups"));
+        assert_eq!(
+            paths.config_file,
+            Path::new("/home/u/.config/kubectl-migrate/locations.yaml")
+        );
+        assert_eq!(
+            paths.default_folder,
+            Path::new("/home/u/.local/share/kubectl-migrate/backups")
+        );
     }
 
     #[test]
     fn paths_use_xdg_variables() {
         let env: HashMap<&str, &str> = [("XDG_CONFIG_HOME", "/c"), ("XDG_DATA_HOME", "/d")].into();
         let paths = Paths::from_env(&|name| env.get(name).map(|v| v.to_string())).unwrap();
-        assert_eq!(paths.config_file, Path::new("/c/kubectl-migrate/locations.yaml"));
-        assert_eq!(paths.default_folder, Path::new("/d/kubectl-migrate/backups"));
+        assert_eq!(
+            paths.config_file,
+            Path::new("/c/kubectl-migrate/locations.yaml")
+        );
+        assert_eq!(
+            paths.default_folder,
+            Path::new("/d/kubectl-migrate/backups")
+        );
     }
 
     #[test]
     fn no_location_uses_the_data_folder() {
-        let config = LocationsConfig::default().resolve(&paths(), &LocationArgs::default()).unwrap();
-        assert_eq!(config.url, StoreUrl::File("/home/u/.local/share/kubectl-migrate/backups".into()));
+        let config = LocationsConfig::default()
+            .resolve(&paths(), &LocationArgs::default())
+            .unwrap();
+        assert_eq!(
+            config.url,
+            StoreUrl::File("/home/u/.local/share/kubectl-migrate/backups".into())
+        );
         assert!(!config.read_only);
     }
 
@@ -243,19 +256,33 @@ mod tests {
             }],
         };
         let resolved = config.resolve(&paths(), &LocationArgs::default()).unwrap();
-        assert_eq!(resolved.url, StoreUrl::S3 { bucket: "team".into(), prefix: "prod".into() });
+        assert_eq!(
+            resolved.url,
+            StoreUrl::S3 {
+                bucket: "team".into(),
+                prefix: "prod".into()
+            }
+        );
         assert!(resolved.read_only);
         assert_eq!(resolved.s3.region, "cn-beijing");
         assert_eq!(
             resolved.s3.credentials,
-            CredentialSource::File { path: "/etc/creds".into(), profile: "ks3".into() }
+            CredentialSource::File {
+                path: "/etc/creds".into(),
+                profile: "ks3".into()
+            }
         );
     }
 
     #[test]
     fn unknown_names_are_usage_errors() {
-        let args = LocationArgs { location: Some("nope".into()), ..LocationArgs::default() };
-        let error = LocationsConfig::default().resolve(&paths(), &args).unwrap_err();
+        let args = LocationArgs {
+            location: Some("nope".into()),
+            ..LocationArgs::default()
+        };
+        let error = LocationsConfig::default()
+            .resolve(&paths(), &args)
+            .unwrap_err();
         assert_eq!(error.exit_code(), 2);
         assert!(error.to_string().contains("location add nope"), "{error}");
     }
@@ -266,7 +293,10 @@ mod tests {
         let path = folder.path().join("sub/locations.yaml");
         let config = LocationsConfig {
             default: Some("a".into()),
-            locations: vec![Location { name: "a".into(), ..LocationsConfig::built_in(&paths()) }],
+            locations: vec![Location {
+                name: "a".into(),
+                ..LocationsConfig::built_in(&paths())
+            }],
         };
         config.save(&path).unwrap();
         assert_eq!(LocationsConfig::load(&path).unwrap(), config);

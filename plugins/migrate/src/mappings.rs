@@ -49,9 +49,12 @@ pub fn parse_image_mappings(value: &str) -> Result<Vec<(String, String)>, String
                     "invalid --image-mappings entry {item:?}: use old-registry/prefix=new-registry/prefix, separated by commas"
                 )
             })?;
-        pairs.push((old.trim_end_matches('/').to_string(), new.trim_end_matches('/').to_string()));
+        pairs.push((
+            old.trim_end_matches('/').to_string(),
+            new.trim_end_matches('/').to_string(),
+        ));
     }
-    pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    pairs.sort_by_key(|pair| std::cmp::Reverse(pair.0.len()));
     Ok(pairs)
 }
 
@@ -147,7 +150,11 @@ impl Mappings {
             }
             "StatefulSet" => {
                 let templates = object.pointer_mut("/spec/volumeClaimTemplates");
-                for template in templates.and_then(Value::as_array_mut).into_iter().flatten() {
+                for template in templates
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(class) = template.pointer_mut("/spec/storageClassName") {
                         map(class);
                     }
@@ -167,7 +174,10 @@ mod tests {
         Mappings {
             namespaces: parse_pairs("--namespace-mappings", "shop:shop-new").unwrap(),
             storage_classes: parse_pairs("--storage-class-mappings", "standard:fast").unwrap(),
-            images: parse_image_mappings("docker.io/library=registry.local/mirror,gcr.io/google-samples=registry.local/gs").unwrap(),
+            images: parse_image_mappings(
+                "docker.io/library=registry.local/mirror,gcr.io/google-samples=registry.local/gs",
+            )
+            .unwrap(),
         }
     }
 
@@ -194,9 +204,18 @@ mod tests {
     #[test]
     fn images_map_at_path_boundaries() {
         let mappings = mappings();
-        assert_eq!(mappings.map_image("docker.io/library/nginx:1.27"), "registry.local/mirror/nginx:1.27");
-        assert_eq!(mappings.map_image("gcr.io/google-samples/hello-app:1.0"), "registry.local/gs/hello-app:1.0");
-        assert_eq!(mappings.map_image("gcr.io/google-samples-other/x:1"), "gcr.io/google-samples-other/x:1");
+        assert_eq!(
+            mappings.map_image("docker.io/library/nginx:1.27"),
+            "registry.local/mirror/nginx:1.27"
+        );
+        assert_eq!(
+            mappings.map_image("gcr.io/google-samples/hello-app:1.0"),
+            "registry.local/gs/hello-app:1.0"
+        );
+        assert_eq!(
+            mappings.map_image("gcr.io/google-samples-other/x:1"),
+            "gcr.io/google-samples-other/x:1"
+        );
         assert_eq!(mappings.map_image("quay.io/x/y"), "quay.io/x/y");
     }
 
@@ -227,7 +246,13 @@ mod tests {
             "spec": {"volumeClaimTemplates": [{"spec": {"storageClassName": "standard"}}],
                      "template": {"spec": {"containers": [{"image": "docker.io/library/postgres:16"}]}}}});
         mappings().apply(&mut statefulset);
-        assert_eq!(statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"], "fast");
-        assert_eq!(statefulset["spec"]["template"]["spec"]["containers"][0]["image"], "registry.local/mirror/postgres:16");
+        assert_eq!(
+            statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"],
+            "fast"
+        );
+        assert_eq!(
+            statefulset["spec"]["template"]["spec"]["containers"][0]["image"],
+            "registry.local/mirror/postgres:16"
+        );
     }
 }

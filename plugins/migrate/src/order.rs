@@ -148,13 +148,19 @@ mod tests {
             phase_of("", "services"),
             phase_of("apps", "deployments"),
             phase_of("gateway.networking.k8s.io", "httproutes"),
-            phase_of("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+            phase_of(
+                "admissionregistration.k8s.io",
+                "validatingwebhookconfigurations",
+            ),
         ];
         assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "{order:?}");
     }
 
     fn item(uid: &str, owners: &[&str]) -> (String, Vec<String>) {
-        (uid.to_string(), owners.iter().map(|o| o.to_string()).collect())
+        (
+            uid.to_string(),
+            owners.iter().map(|o| o.to_string()).collect(),
+        )
     }
 
     #[test]

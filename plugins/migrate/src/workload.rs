@@ -6,7 +6,11 @@ use serde_json::Value;
 fn pod_spec_pointers(kind: &str) -> &'static [&'static str] {
     match kind {
         "Pod" => &["/spec"],
-        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job"
+        "Deployment"
+        | "ReplicaSet"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "Job"
         | "ReplicationController" => &["/spec/template/spec"],
         "PodTemplate" => &["/template/spec"],
         "CronJob" => &["/spec/jobTemplate/spec/template/spec"],

@@ -90,20 +90,34 @@ fn get(paths: &Paths, config: &LocationsConfig, args: &LocationGetArgs) -> Resul
             shared::output::print(&names)
         }
         OutputFormat::Table | OutputFormat::Wide => {
-            let mut table = Table::new(&["name", "url", "access", "default"])
-                .with_wide_columns(&["endpoint", "region", "credentials"]);
+            let mut table = Table::new(&["name", "url", "access", "default"]).with_wide_columns(&[
+                "endpoint",
+                "region",
+                "credentials",
+            ]);
             for location in &all {
                 table.add_row([
                     location.name.clone(),
                     location.url.clone(),
-                    if location.read_only { "ReadOnly" } else { "ReadWrite" }.to_string(),
+                    if location.read_only {
+                        "ReadOnly"
+                    } else {
+                        "ReadWrite"
+                    }
+                    .to_string(),
                     (location.name == default_name).to_string(),
                     location.endpoint.clone().unwrap_or_default(),
                     location.region.clone().unwrap_or_default(),
                     location
                         .credentials_file
                         .as_ref()
-                        .map(|p| format!("{} [{}]", p.display(), location.profile.as_deref().unwrap_or("default")))
+                        .map(|p| {
+                            format!(
+                                "{} [{}]",
+                                p.display(),
+                                location.profile.as_deref().unwrap_or("default")
+                            )
+                        })
                         .unwrap_or_default(),
                 ]);
             }

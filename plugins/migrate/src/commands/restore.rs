@@ -18,7 +18,7 @@ use super::open_store;
 /// Runs one `restore` subcommand.
 pub async fn run(kube: &KubeArgs, command: RestoreCommand) -> Result<()> {
     match command {
-        RestoreCommand::Create(args) => create(kube, args).await,
+        RestoreCommand::Create(args) => create(kube, *args).await,
         RestoreCommand::Get(args) => get(args).await,
         RestoreCommand::Describe(args) => describe(args).await,
     }
@@ -93,7 +93,9 @@ async fn create(kube: &KubeArgs, args: RestoreCreateArgs) -> Result<()> {
 
 /// Returns `<backup>-<UTC time>` as a default restore name, cut to 63 characters.
 fn default_restore_name(backup: &str) -> String {
-    let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y%m%d%H%M%S").to_string();
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y%m%d%H%M%S")
+        .to_string();
     let mut base = backup.to_string();
     base.truncate(63 - now.len() - 1);
     format!("{}-{now}", base.trim_end_matches('-'))
@@ -110,8 +112,14 @@ async fn save_result(store: &Store, result: &RestoreResult) {
         return;
     }
     let bytes = serde_json::to_vec_pretty(result).unwrap_or_default();
-    if let Err(error) = store.put(&format::restore_result_key(&result.name), &bytes).await {
-        eprintln!("kubectl-migrate: warning: failed to save the result of restore {}: {error}", result.name);
+    if let Err(error) = store
+        .put(&format::restore_result_key(&result.name), &bytes)
+        .await
+    {
+        eprintln!(
+            "kubectl-migrate: warning: failed to save the result of restore {}: {error}",
+            result.name
+        );
     }
 }
 
@@ -130,7 +138,14 @@ pub fn print_result(result: &RestoreResult, output: OutputFormat, details: bool)
         text.push('\n');
     }
 
-    let mut table = Table::new(&["resource", "created", "unchanged", "updated", "skipped", "failed"]);
+    let mut table = Table::new(&[
+        "resource",
+        "created",
+        "unchanged",
+        "updated",
+        "skipped",
+        "failed",
+    ]);
     for (resource, counts) in result.rows_by_resource() {
         let mut row = vec![resource];
         row.extend(counts.iter().map(|c| c.to_string()));
@@ -191,18 +206,38 @@ async fn get(args: RestoreGetArgs) -> Result<()> {
     let keys = store.list("restores/").await?;
     let mut results = Vec::new();
     for object in keys.iter().filter(|o| o.key.ends_with("/result.json")) {
-        let name = object.key.trim_start_matches("restores/").trim_end_matches("/result.json");
+        let name = object
+            .key
+            .trim_start_matches("restores/")
+            .trim_end_matches("/result.json");
         results.push(read_result(&store, name).await?);
     }
     match args.output.output {
-        OutputFormat::Json | OutputFormat::Yaml => shared::output::print_structured(&results, args.output.output),
-        OutputFormat::Name => shared::output::print(&results.iter().map(|r| format!("restore/{}\n", r.name)).collect::<String>()),
+        OutputFormat::Json | OutputFormat::Yaml => {
+            shared::output::print_structured(&results, args.output.output)
+        }
+        OutputFormat::Name => shared::output::print(
+            &results
+                .iter()
+                .map(|r| format!("restore/{}\n", r.name))
+                .collect::<String>(),
+        ),
         _ => {
             if results.is_empty() {
                 eprintln!("No restores found in {}.", store.url());
                 return Ok(());
             }
-            let mut table = Table::new(&["name", "backup", "status", "created", "unchanged", "updated", "skipped", "failed", "completed"]);
+            let mut table = Table::new(&[
+                "name",
+                "backup",
+                "status",
+                "created",
+                "unchanged",
+                "updated",
+                "skipped",
+                "failed",
+                "completed",
+            ]);
             for result in &results {
                 let status = match (result.has_failures(), result.dry_run) {
                     (true, _) => "PartiallyFailed",
@@ -236,7 +271,10 @@ async fn describe(args: RestoreDescribeArgs) -> Result<()> {
             result.name,
             result.backup,
             result.target_server,
-            result.target_context.clone().unwrap_or_else(|| "<none>".into()),
+            result
+                .target_context
+                .clone()
+                .unwrap_or_else(|| "<none>".into()),
             result.started_at,
             result.completed_at,
             result.dry_run,

@@ -51,7 +51,10 @@ pub struct RestoreRequest {
 
 /// Reads a complete backup: its manifest and every object, each checked against its SHA-256.
 /// A missing manifest, a missing object or a wrong hash is an error, before anything else.
-pub async fn read_backup(store: &Store, name: &str) -> Result<(Manifest, Vec<(ManifestObject, Value)>)> {
+pub async fn read_backup(
+    store: &Store,
+    name: &str,
+) -> Result<(Manifest, Vec<(ManifestObject, Value)>)> {
     let manifest = read_manifest(store, name).await?;
     let objects: Vec<Result<(ManifestObject, Value)>> = stream::iter(manifest.objects.clone())
         .map(|entry| async move {
@@ -132,19 +135,27 @@ fn filter_objects(
             let resource = entry.object.group_resource();
             let namespace_ok = match &entry.object.namespace {
                 Some(namespace) => namespaces.allows(namespace),
-                None if entry.object.resource == "namespaces" => namespaces.allows(&entry.object.name),
+                None if entry.object.resource == "namespaces" => {
+                    namespaces.allows(&entry.object.name)
+                }
                 None => true,
             };
             namespace_ok
                 && (include.is_empty() || include.contains(&resource))
                 && !exclude.contains(&resource)
-                && selector.as_ref().is_none_or(|s| s.matches(&labels_of(object)))
+                && selector
+                    .as_ref()
+                    .is_none_or(|s| s.matches(&labels_of(object)))
         })
         .collect())
 }
 
 /// Runs a restore and returns its result (saved by the caller).
-pub async fn create_restore(client: &Client, store: &Store, request: &RestoreRequest) -> Result<RestoreResult> {
+pub async fn create_restore(
+    client: &Client,
+    store: &Store,
+    request: &RestoreRequest,
+) -> Result<RestoreResult> {
     let started_at = format::now_rfc3339();
     let (_manifest, objects) = read_backup(store, &request.backup).await?;
 
@@ -170,11 +181,18 @@ pub async fn create_restore(client: &Client, store: &Store, request: &RestoreReq
     phases.dedup();
 
     for phase in phases {
-        let members: Vec<Planned> = planned.iter().filter(|p| p.phase == phase).cloned().collect();
+        let members: Vec<Planned> = planned
+            .iter()
+            .filter(|p| p.phase == phase)
+            .cloned()
+            .collect();
         let outcomes = restore_phase(client, request, members, &uid_map, &bar).await;
         let created_crds: Vec<String> = outcomes
             .iter()
-            .filter(|i| i.resource == "customresourcedefinitions.apiextensions.k8s.io" && i.outcome == Outcome::Created)
+            .filter(|i| {
+                i.resource == "customresourcedefinitions.apiextensions.k8s.io"
+                    && i.outcome == Outcome::Created
+            })
             .map(|i| i.name.clone())
             .collect();
         items.extend(outcomes);
@@ -207,7 +225,11 @@ pub async fn create_restore(client: &Client, store: &Store, request: &RestoreReq
 }
 
 /// Restores the volume data of the backup's PVCs, between the storage phase and the workloads.
-async fn restore_volume_data(client: &Client, store: &Store, request: &RestoreRequest) -> Result<()> {
+async fn restore_volume_data(
+    client: &Client,
+    store: &Store,
+    request: &RestoreRequest,
+) -> Result<()> {
     crate::volumes::restore_step(client, store, request).await
 }
 
@@ -340,7 +362,11 @@ async fn restore_object(
         Err(kube::Error::Api(status)) if status.code == 409 => {
             compare_existing(&api, request, &item.target.name, &object, &params).await
         }
-        Err(error) => (Outcome::Failed, Some(shared::error::describe_kube_error(&error)), None),
+        Err(error) => (
+            Outcome::Failed,
+            Some(shared::error::describe_kube_error(&error)),
+            None,
+        ),
     };
     if let Some(uid) = new_uid.filter(|_| !item.source_uid.is_empty()) {
         uid_map
@@ -364,7 +390,16 @@ async fn compare_existing(
 ) -> (Outcome, Option<String>, Option<String>) {
     let existing = match api.get(name).await {
         Ok(existing) => existing,
-        Err(error) => return (Outcome::Failed, Some(format!("exists, but failed to read it: {}", shared::error::describe_kube_error(&error))), None),
+        Err(error) => {
+            return (
+                Outcome::Failed,
+                Some(format!(
+                    "exists, but failed to read it: {}",
+                    shared::error::describe_kube_error(&error)
+                )),
+                None,
+            );
+        }
     };
     let uid = existing.metadata.uid.clone();
     let existing_value = serde_json::to_value(&existing).unwrap_or(Value::Null);
@@ -400,10 +435,16 @@ pub fn contains_all(actual: &Value, expected: &Value, top_level: bool) -> bool {
         (Value::Object(actual), Value::Object(expected)) => expected.iter().all(|(key, value)| {
             if top_level && key == "metadata" {
                 let actual_metadata = actual.get("metadata").unwrap_or(&Value::Null);
-                return ["labels", "annotations"].iter().all(|field| match value.get(*field) {
-                    None => true,
-                    Some(expected) => contains_all(actual_metadata.get(*field).unwrap_or(&Value::Null), expected, false),
-                });
+                return ["labels", "annotations"]
+                    .iter()
+                    .all(|field| match value.get(*field) {
+                        None => true,
+                        Some(expected) => contains_all(
+                            actual_metadata.get(*field).unwrap_or(&Value::Null),
+                            expected,
+                            false,
+                        ),
+                    });
             }
             match actual.get(key) {
                 Some(actual) => contains_all(actual, value, false),
@@ -412,7 +453,10 @@ pub fn contains_all(actual: &Value, expected: &Value, top_level: bool) -> bool {
         }),
         (Value::Array(actual), Value::Array(expected)) => {
             actual.len() == expected.len()
-                && actual.iter().zip(expected).all(|(a, e)| contains_all(a, e, false))
+                && actual
+                    .iter()
+                    .zip(expected)
+                    .all(|(a, e)| contains_all(a, e, false))
         }
         (actual, expected) => actual == expected,
     }
@@ -458,11 +502,21 @@ async fn wait_for_crds(client: &Client, names: &[String], timeout: Duration) -> 
 async fn collect_target_facts(client: &Client) -> TargetFacts {
     async fn names<K>(client: &Client) -> std::collections::BTreeSet<String>
     where
-        K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
         K::DynamicType: Default,
     {
-        match Api::<K>::all(client.clone()).list(&Default::default()).await {
-            Ok(list) => list.items.iter().filter_map(|o| o.meta().name.clone()).collect(),
+        match Api::<K>::all(client.clone())
+            .list(&Default::default())
+            .await
+        {
+            Ok(list) => list
+                .items
+                .iter()
+                .filter_map(|o| o.meta().name.clone())
+                .collect(),
             Err(error) => {
                 tracing::debug!(%error, "pre-flight list failed");
                 Default::default()
@@ -512,7 +566,11 @@ mod tests {
     fn contains_all_finds_differences() {
         let actual = json!({"data": {"a": "1"}});
         assert!(!contains_all(&actual, &json!({"data": {"a": "2"}}), true));
-        assert!(!contains_all(&json!({"spec": {"ports": [1, 2]}}), &json!({"spec": {"ports": [1]}}), true));
+        assert!(!contains_all(
+            &json!({"spec": {"ports": [1, 2]}}),
+            &json!({"spec": {"ports": [1]}}),
+            true
+        ));
     }
 
     #[test]

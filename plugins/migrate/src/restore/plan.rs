@@ -9,7 +9,9 @@ use crate::discovery::ResourceType;
 use crate::format::{ManifestObject, ObjectRef};
 use crate::mappings::Mappings;
 use crate::order::{Phase, phase_of};
-use crate::sanitize::{SanitizeOptions, convert_legacy_ingress, sanitize, skip_reason, unbind_claim_without_volume};
+use crate::sanitize::{
+    SanitizeOptions, convert_legacy_ingress, sanitize, skip_reason, unbind_claim_without_volume,
+};
 use crate::workload::pod_specs;
 
 /// One object of the restore, ready to send.
@@ -57,9 +59,18 @@ pub fn types_from_crds(objects: &[(ManifestObject, Value)]) -> Vec<ResourceType>
             types.push(ResourceType {
                 group: spec["group"].as_str().unwrap_or_default().to_string(),
                 version: version["name"].as_str().unwrap_or_default().to_string(),
-                kind: spec["names"]["kind"].as_str().unwrap_or_default().to_string(),
-                plural: spec["names"]["plural"].as_str().unwrap_or_default().to_string(),
-                singular: spec["names"]["singular"].as_str().unwrap_or_default().to_string(),
+                kind: spec["names"]["kind"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                plural: spec["names"]["plural"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                singular: spec["names"]["singular"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 short_names: spec["names"]["shortNames"]
                     .as_array()
                     .into_iter()
@@ -101,14 +112,18 @@ pub fn plan(
         let mut note = None;
 
         if skip.is_none() && options.skip_cluster_scoped && entry.object.namespace.is_none() {
-            skip = Some("cluster-scoped objects are excluded by --include-cluster-resources false".into());
+            skip = Some(
+                "cluster-scoped objects are excluded by --include-cluster-resources false".into(),
+            );
         }
 
         // An API the target does not serve: convert when exact, else skip with the reason.
         let api_version = entry.object.api_version();
-        let crd_serves = crd_types
-            .iter()
-            .any(|t| t.group == entry.object.group && t.version == entry.object.version && t.kind == entry.object.kind);
+        let crd_serves = crd_types.iter().any(|t| {
+            t.group == entry.object.group
+                && t.version == entry.object.version
+                && t.kind == entry.object.kind
+        });
         if skip.is_none() && !served.contains(&api_version) && !crd_serves {
             if served.contains("networking.k8s.io/v1") && convert_legacy_ingress(&mut object) {
                 target.group = "networking.k8s.io".into();
@@ -178,7 +193,11 @@ pub fn preflight(plan: &[Planned], facts: &TargetFacts) -> Vec<String> {
         if let Some(reason) = &item.skip
             && reason.starts_with("the target does not serve")
         {
-            problems.insert(format!("{} {}: {reason}", item.source.kind, item.source.display_name()));
+            problems.insert(format!(
+                "{} {}: {reason}",
+                item.source.kind,
+                item.source.display_name()
+            ));
             continue;
         }
         if item.skip.is_some() {
@@ -189,9 +208,15 @@ pub fn preflight(plan: &[Planned], facts: &TargetFacts) -> Vec<String> {
 
         let mut classes = Vec::new();
         match item.target.kind.as_str() {
-            "PersistentVolumeClaim" | "PersistentVolume" => classes.extend(object["spec"]["storageClassName"].as_str()),
+            "PersistentVolumeClaim" | "PersistentVolume" => {
+                classes.extend(object["spec"]["storageClassName"].as_str())
+            }
             "StatefulSet" => {
-                for template in object["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten() {
+                for template in object["spec"]["volumeClaimTemplates"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     classes.extend(template["spec"]["storageClassName"].as_str());
                 }
             }
@@ -207,7 +232,9 @@ pub fn preflight(plan: &[Planned], facts: &TargetFacts) -> Vec<String> {
             && !facts.ingress_classes.contains(class)
             && !restored_ingress.contains(class)
         {
-            problems.insert(format!("{who}: IngressClass {class} does not exist in the target"));
+            problems.insert(format!(
+                "{who}: IngressClass {class} does not exist in the target"
+            ));
         }
         for spec in pod_specs(object) {
             if let Some(class) = spec["priorityClassName"].as_str()
@@ -215,7 +242,9 @@ pub fn preflight(plan: &[Planned], facts: &TargetFacts) -> Vec<String> {
                 && !restored_priority.contains(class)
                 && !matches!(class, "system-cluster-critical" | "system-node-critical")
             {
-                problems.insert(format!("{who}: PriorityClass {class} does not exist in the target"));
+                problems.insert(format!(
+                    "{who}: PriorityClass {class} does not exist in the target"
+                ));
             }
         }
         if item.target.kind == "Service" {
@@ -237,7 +266,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn entry(group: &str, version: &str, resource: &str, kind: &str, namespace: Option<&str>, name: &str) -> ManifestObject {
+    fn entry(
+        group: &str,
+        version: &str,
+        resource: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ManifestObject {
         ManifestObject {
             object: ObjectRef {
                 group: group.into(),
@@ -255,16 +291,30 @@ mod tests {
     }
 
     fn served() -> HashSet<String> {
-        ["v1", "apps/v1", "networking.k8s.io/v1"].iter().map(|s| s.to_string()).collect()
+        ["v1", "apps/v1", "networking.k8s.io/v1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     #[test]
     fn plan_orders_by_phase_and_maps_namespaces() {
         let objects = vec![
-            (entry("apps", "v1", "deployments", "Deployment", Some("shop"), "web"),
-             json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", "uid": "u1"}, "spec": {}})),
-            (entry("", "v1", "namespaces", "Namespace", None, "shop"),
-             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})),
+            (
+                entry(
+                    "apps",
+                    "v1",
+                    "deployments",
+                    "Deployment",
+                    Some("shop"),
+                    "web",
+                ),
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", "uid": "u1"}, "spec": {}}),
+            ),
+            (
+                entry("", "v1", "namespaces", "Namespace", None, "shop"),
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+            ),
         ];
         let options = PlanOptions {
             mappings: Mappings {
@@ -282,32 +332,71 @@ mod tests {
     #[test]
     fn unserved_apis_convert_or_skip() {
         let objects = vec![
-            (entry("extensions", "v1beta1", "ingresses", "Ingress", Some("a"), "old"),
-             json!({"apiVersion": "extensions/v1beta1", "kind": "Ingress", "metadata": {"name": "old", "namespace": "a"},
-                    "spec": {"backend": {"serviceName": "s", "servicePort": 80}}})),
-            (entry("policy", "v1beta1", "podsecuritypolicies", "PodSecurityPolicy", None, "psp"),
-             json!({"apiVersion": "policy/v1beta1", "kind": "PodSecurityPolicy", "metadata": {"name": "psp"}})),
+            (
+                entry(
+                    "extensions",
+                    "v1beta1",
+                    "ingresses",
+                    "Ingress",
+                    Some("a"),
+                    "old",
+                ),
+                json!({"apiVersion": "extensions/v1beta1", "kind": "Ingress", "metadata": {"name": "old", "namespace": "a"},
+                    "spec": {"backend": {"serviceName": "s", "servicePort": 80}}}),
+            ),
+            (
+                entry(
+                    "policy",
+                    "v1beta1",
+                    "podsecuritypolicies",
+                    "PodSecurityPolicy",
+                    None,
+                    "psp",
+                ),
+                json!({"apiVersion": "policy/v1beta1", "kind": "PodSecurityPolicy", "metadata": {"name": "psp"}}),
+            ),
         ];
         let planned = plan(objects, &served(), &[], &PlanOptions::default());
         let ingress = planned.iter().find(|p| p.target.kind == "Ingress").unwrap();
         assert_eq!(ingress.target.api_version(), "networking.k8s.io/v1");
         assert!(ingress.skip.is_none());
-        let psp = planned.iter().find(|p| p.target.kind == "PodSecurityPolicy").unwrap();
-        assert!(psp.skip.as_deref().unwrap().contains("does not serve policy/v1beta1"));
+        let psp = planned
+            .iter()
+            .find(|p| p.target.kind == "PodSecurityPolicy")
+            .unwrap();
+        assert!(
+            psp.skip
+                .as_deref()
+                .unwrap()
+                .contains("does not serve policy/v1beta1")
+        );
     }
 
     #[test]
     fn preflight_lists_missing_classes_and_port_clashes() {
         let objects = vec![
-            (entry("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", Some("db"), "data"),
-             json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "db"},
-                    "spec": {"storageClassName": "fast"}})),
-            (entry("", "v1", "services", "Service", Some("web"), "front"),
-             json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "front", "namespace": "web"},
-                    "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}})),
+            (
+                entry(
+                    "",
+                    "v1",
+                    "persistentvolumeclaims",
+                    "PersistentVolumeClaim",
+                    Some("db"),
+                    "data",
+                ),
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "db"},
+                    "spec": {"storageClassName": "fast"}}),
+            ),
+            (
+                entry("", "v1", "services", "Service", Some("web"), "front"),
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "front", "namespace": "web"},
+                    "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}}),
+            ),
         ];
         let options = PlanOptions {
-            sanitize: SanitizeOptions { preserve_node_ports: true },
+            sanitize: SanitizeOptions {
+                preserve_node_ports: true,
+            },
             ..PlanOptions::default()
         };
         let planned = plan(objects, &served(), &[], &options);
@@ -317,8 +406,16 @@ mod tests {
         };
         let problems = preflight(&planned, &facts);
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("StorageClass fast does not exist")));
-        assert!(problems.iter().any(|p| p.contains("nodePort 30080 is already used by Service other/svc")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("StorageClass fast does not exist"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("nodePort 30080 is already used by Service other/svc"))
+        );
     }
 
     #[test]
@@ -326,7 +423,17 @@ mod tests {
         let crd = json!({"spec": {"group": "example.com", "scope": "Namespaced",
             "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
             "versions": [{"name": "v1", "served": true}, {"name": "v0", "served": false}]}});
-        let types = types_from_crds(&[(entry("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", None, "widgets.example.com"), crd)]);
+        let types = types_from_crds(&[(
+            entry(
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+                "CustomResourceDefinition",
+                None,
+                "widgets.example.com",
+            ),
+            crd,
+        )]);
         assert_eq!(types.len(), 1);
         assert_eq!(types[0].plural, "widgets");
         assert!(types[0].namespaced);

@@ -112,8 +112,14 @@ impl RestoreResult {
     pub fn rows_by_resource(&self) -> Vec<(String, [usize; 5])> {
         let mut rows: Vec<(String, [usize; 5])> = Vec::new();
         for item in &self.items {
-            let column = Outcome::ALL.iter().position(|o| *o == item.outcome).unwrap_or(0);
-            match rows.iter_mut().find(|(resource, _)| *resource == item.resource) {
+            let column = Outcome::ALL
+                .iter()
+                .position(|o| *o == item.outcome)
+                .unwrap_or(0);
+            match rows
+                .iter_mut()
+                .find(|(resource, _)| *resource == item.resource)
+            {
                 Some((_, counts)) => counts[column] += 1,
                 None => {
                     let mut counts = [0; 5];
@@ -172,7 +178,10 @@ mod tests {
         };
         assert_eq!(
             result.rows_by_resource(),
-            [("namespaces".to_string(), [1, 0, 0, 0, 0]), ("configmaps".to_string(), [1, 0, 0, 0, 1])]
+            [
+                ("namespaces".to_string(), [1, 0, 0, 0, 0]),
+                ("configmaps".to_string(), [1, 0, 0, 0, 1])
+            ]
         );
         assert!(result.has_failures());
     }

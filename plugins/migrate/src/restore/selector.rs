@@ -38,14 +38,18 @@ impl LabelSelector {
 
     /// Reports whether `labels` satisfy every requirement.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.requirements.iter().all(|requirement| match requirement {
-            Requirement::Equals(key, value) => labels.get(key) == Some(value),
-            Requirement::NotEquals(key, value) => labels.get(key) != Some(value),
-            Requirement::Exists(key) => labels.contains_key(key),
-            Requirement::NotExists(key) => !labels.contains_key(key),
-            Requirement::In(key, values) => labels.get(key).is_some_and(|v| values.contains(v)),
-            Requirement::NotIn(key, values) => labels.get(key).is_none_or(|v| !values.contains(v)),
-        })
+        self.requirements
+            .iter()
+            .all(|requirement| match requirement {
+                Requirement::Equals(key, value) => labels.get(key) == Some(value),
+                Requirement::NotEquals(key, value) => labels.get(key) != Some(value),
+                Requirement::Exists(key) => labels.contains_key(key),
+                Requirement::NotExists(key) => !labels.contains_key(key),
+                Requirement::In(key, values) => labels.get(key).is_some_and(|v| values.contains(v)),
+                Requirement::NotIn(key, values) => {
+                    labels.get(key).is_none_or(|v| !values.contains(v))
+                }
+            })
     }
 }
 
@@ -89,10 +93,12 @@ fn parse_requirement(part: &str) -> Option<Requirement> {
         }
     }
     if let Some((key, value)) = part.split_once("!=") {
-        return valid_key(key.trim()).then(|| Requirement::NotEquals(key.trim().into(), value.trim().into()));
+        return valid_key(key.trim())
+            .then(|| Requirement::NotEquals(key.trim().into(), value.trim().into()));
     }
     if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
-        return valid_key(key.trim()).then(|| Requirement::Equals(key.trim().into(), value.trim().into()));
+        return valid_key(key.trim())
+            .then(|| Requirement::Equals(key.trim().into(), value.trim().into()));
     }
     valid_key(part).then(|| Requirement::Exists(part.to_string()))
 }
@@ -122,14 +128,21 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn equality_and_existence() {
         let selector = LabelSelector::parse("app=web,tier!=cache,!legacy,env").unwrap();
         assert!(selector.matches(&labels(&[("app", "web"), ("env", "prod")])));
-        assert!(!selector.matches(&labels(&[("app", "web"), ("env", "prod"), ("tier", "cache")])));
+        assert!(!selector.matches(&labels(&[
+            ("app", "web"),
+            ("env", "prod"),
+            ("tier", "cache")
+        ])));
         assert!(!selector.matches(&labels(&[("app", "web")])));
     }
 
