@@ -347,9 +347,9 @@ pub(crate) fn record_apply_fields(
         json!([entry(manager, "Apply", &resource.api_version(), None, &set)]);
 }
 
-/// Applies a configuration for `manager`: fields it sets are merged in, fields it set before
-/// and no longer sets are removed unless another manager owns them, and a changed value owned
-/// by another manager is a conflict unless `force` is set.
+/// Applies a configuration for `manager` and merges in the fields it sets. Fields it set before
+/// and no longer sets are removed unless another manager owns them. A changed value owned by
+/// another manager is a conflict unless `force` is set.
 pub(crate) fn server_side_apply(
     current: &Value,
     applied: &Value,

@@ -206,7 +206,7 @@ fn storage_version_hash(resource: &ResourceType) -> String {
 }
 
 /// Serves `/openapi/v2` as an empty Swagger 2.0 document: no paths and no definitions.
-/// kubectl requests protobuf, where an empty message is a valid empty `Document`; with it,
+/// kubectl requests protobuf, where an empty message is a valid empty `Document`. With it,
 /// kubectl skips client-side validation of unknown kinds and reports unserved ones as
 /// "no matches for kind", as it does against a real server.
 pub(crate) fn openapi_v2(accept: &str) -> Reply {

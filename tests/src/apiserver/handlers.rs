@@ -616,7 +616,7 @@ fn create(
 /// The user behind the server's token: authenticated with cluster-admin rights.
 const USER: &str = "test-user";
 
-/// Answers the review kinds, which are computed and never stored. The token's user may do
+/// Computes the response to a review kind, which is never stored. The token's user may do
 /// everything, as a cluster-admin kubeconfig of a real cluster may.
 fn review(resource: &ResourceType, mut object: Value) -> Option<Value> {
     let status = match resource.kind.as_str() {

@@ -251,6 +251,7 @@ fn choose_node(pod: &Value, nodes: &[Arc<Value>]) -> Result<String, String> {
     if let Some(name) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
         return Ok(name.to_string());
     }
+
     let tolerations = pod["spec"]["tolerations"]
         .as_array()
         .cloned()
@@ -262,6 +263,8 @@ fn choose_node(pod: &Value, nodes: &[Arc<Value>]) -> Result<String, String> {
     let mut selector_misses = 0;
     let mut taint_misses: Vec<String> = Vec::new();
     let mut unschedulable = 0;
+
+    // The first node that passes every check wins; the misses explain a failure.
     for node in nodes {
         if node["spec"]["unschedulable"] == json!(true) {
             unschedulable += 1;
@@ -295,6 +298,7 @@ fn choose_node(pod: &Value, nodes: &[Arc<Value>]) -> Result<String, String> {
         }
         return Ok(meta::name_of(node).to_string());
     }
+
     let mut reasons = Vec::new();
     if selector_misses > 0 {
         reasons.push(format!(
@@ -307,6 +311,7 @@ fn choose_node(pod: &Value, nodes: &[Arc<Value>]) -> Result<String, String> {
     if unschedulable > 0 {
         reasons.push(format!("{unschedulable} node(s) were unschedulable"));
     }
+
     Err(format!(
         "0/{} nodes are available: {}. preemption: 0/{} nodes are available: {} Preemption is not helpful for scheduling.",
         nodes.len(),

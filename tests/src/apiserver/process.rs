@@ -270,6 +270,7 @@ pub(crate) fn finish_pod(
         ),
         Outcome::StartFailed(message) => ("Failed", 128, "StartError", Some(message)),
     };
+
     let mut store = state.lock_store();
     let key = Key::new("", "pods", namespace, name);
     let Some(pod) = store.get(&key) else {
@@ -278,6 +279,7 @@ pub(crate) fn finish_pod(
     if pod["metadata"]["uid"] != *uid {
         return;
     }
+
     let now = meta::now();
     let mut updated = (*pod).clone();
     let status = &mut updated["status"];

@@ -2,9 +2,9 @@
 //! (`kubectl create namespace|configmap|secret|serviceaccount|deployment`), into JSON.
 //!
 //! Only the message fields listed in the schema tables below are known. A field outside them
-//! is accepted when it contains its zero value, since Go's generated code writes every non-pointer
-//! field and JSON would omit it; any other unknown field rejects the request with 415, so
-//! nothing is silently dropped.
+//! is accepted when it contains its zero value, because Go's generated code writes every
+//! non-pointer field and JSON would omit it. Any other unknown field rejects the request with
+//! 415, so nothing is silently dropped.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};

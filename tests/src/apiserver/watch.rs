@@ -15,7 +15,8 @@ use super::status::ApiError;
 use super::store::{Event, EventType};
 use super::table;
 
-/// Longest watch when the client sets no `timeoutSeconds`; kube-apiserver picks 30 to 60 minutes.
+/// Maximum watch duration when the client sets no `timeoutSeconds`. kube-apiserver picks a
+/// random duration between 30 and 60 minutes.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// What one watch sends: resource, namespace, selectors and output form.
