@@ -12,6 +12,7 @@ where
     F: Future<Output = Result<(), Error>>,
 {
     crate::logging::init(verbosity);
+    install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -27,6 +28,15 @@ where
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(error) => ExitCode::from(report(plugin, &error)),
     }
+}
+
+/// Names ring as the process's rustls crypto provider.
+///
+/// In a workspace build rustls carries two providers: ring (through kube) and aws-lc-rs (through
+/// rust-s3's HTTP client). With both, rustls cannot choose by itself and the first TLS client
+/// panics, so every plugin installs ring before it builds one. Later calls change nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Prints an error as kubectl plugins do and returns its exit code.

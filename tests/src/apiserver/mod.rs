@@ -154,6 +154,9 @@ impl TestServer {
 
     /// Starts a server like [`TestServer::start`], returning an error message instead of panicking.
     pub fn try_start(options: ServerOptions) -> Result<TestServer, String> {
+        // Tests build kube clients in this process; with both ring and aws-lc-rs linked into the
+        // workspace, rustls needs the provider named before the first TLS client or server.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let temp_dir = tempfile::Builder::new()
             .prefix("test-apiserver-")
             .tempdir()
