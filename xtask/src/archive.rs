@@ -76,7 +76,7 @@ pub fn write_tar_gz(path: &Path, entries: &[Entry]) -> Result<()> {
     };
 
     let file = File::create(path).context(|| format!("failed to create {}", path.display()))?;
-    let encoder = GzEncoder::new(file, Compression::best());
+    let encoder = GzEncoder::new(file, Compression::default());
     let mut builder = tar::Builder::new(encoder);
     for entry in entries {
         let data = std::fs::read(&entry.source).context(|| {
