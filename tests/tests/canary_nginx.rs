@@ -1025,6 +1025,7 @@ fn rollout_aborts_when_verify_fails() {
         "--verify-canary-match",
         "version: v2",
     ]);
+
     assert_fails(
         &output,
         1,
@@ -1040,6 +1041,7 @@ fn rollout_aborts_when_verify_fails() {
         "{}",
         stdout(&output)
     );
+
     assert_eq!(
         env.annotation("ingress", "hello-world-canary", WEIGHT)
             .as_deref(),

@@ -193,7 +193,7 @@ pub fn assert_fails(output: &Output, code: i32, needle: &str) {
     );
 }
 
-/// How a [`HelloServer`] marks canary responses.
+/// Marker that a [`HelloServer`] puts on canary responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Marker {
     /// Body `Hello version: v2` versus `Hello version: v1`.
@@ -220,7 +220,7 @@ impl HelloServer {
         HelloServer::start_failing(canary_share, marker, 0)
     }
 
-    /// Starts a server like [`HelloServer::start`] that also answers every `fail_every`-th
+    /// Starts a server like [`HelloServer::start`] that also fails every `fail_every`-th
     /// request with 500 Internal Server Error (0 never fails).
     pub fn start_failing(canary_share: f64, marker: Marker, fail_every: u64) -> HelloServer {
         HelloServer::spawn(canary_share, marker, fail_every, None)
@@ -263,14 +263,14 @@ impl HelloServer {
                         > (index as f64 * canary_share).floor();
                     let failing = fail_every > 0 && (index + 1) % fail_every == 0;
                     match &tls {
-                        None => answer(stream, canary, failing, marker, &hosts, &heads),
+                        None => respond(stream, canary, failing, marker, &hosts, &heads),
                         Some(config) => {
                             let Ok(connection) = rustls::ServerConnection::new(config.clone())
                             else {
                                 continue;
                             };
                             let stream = rustls::StreamOwned::new(connection, stream);
-                            answer(stream, canary, failing, marker, &hosts, &heads);
+                            respond(stream, canary, failing, marker, &hosts, &heads);
                         }
                     }
                 }
@@ -292,7 +292,7 @@ impl HelloServer {
     }
 }
 
-fn answer(
+fn respond(
     mut stream: impl Read + Write,
     canary: bool,
     failing: bool,
