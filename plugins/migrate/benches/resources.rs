@@ -22,7 +22,7 @@ const NAMESPACES: usize = 100;
 const KINDS: usize = 4;
 
 fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    shared::app::install_crypto_provider();
     let objects: usize = std::env::var("BENCH_OBJECTS")
         .ok()
         .and_then(|v| v.parse().ok())

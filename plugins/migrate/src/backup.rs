@@ -22,7 +22,7 @@ use crate::format::{
 };
 use crate::store::Store;
 
-/// What to back up.
+/// Settings of one backup: its name, filters, concurrency and source facts.
 #[derive(Debug, Clone)]
 pub struct BackupRequest {
     pub name: String,
@@ -87,7 +87,7 @@ pub async fn create_backup(
             let bar = bar.clone();
             let namespaces = &namespaces;
             async move {
-                // Each page is stored before the next is requested, so memory holds one page
+                // Each page is stored before the next is requested, so memory contains one page
                 // per concurrent LIST rather than whole resource types.
                 let mut pager = Pager::new(client, resource, namespace.as_deref(), request);
                 while let Some(page) = pager.next_page().await? {
@@ -187,7 +187,7 @@ pub async fn create_backup(
     Ok(manifest)
 }
 
-/// Lists the cluster-scoped objects the mode asks for and writes them.
+/// Lists the cluster-scoped objects that `--include-cluster-resources` selects and stores them.
 async fn backup_cluster_scoped(
     client: &Client,
     store: &Store,
@@ -209,7 +209,7 @@ async fn backup_cluster_scoped(
         let take_all = request.cluster_resources == ClusterResources::True || explicitly_named;
         let group_resource = resource.group_resource();
 
-        // In auto mode a type nobody needs is not even listed.
+        // In auto mode a type that no included object needs is not listed at all.
         let needed: BTreeSet<String> = lock(state)
             .needs
             .iter()

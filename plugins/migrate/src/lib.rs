@@ -26,9 +26,6 @@ use cli::{Cli, Command};
 
 /// Runs the plugin with the process arguments and returns its exit code.
 pub fn main() -> ExitCode {
-    // rust-s3 links rustls with aws-lc-rs and kube with ring; with two providers rustls cannot
-    // pick one by itself, so the process names ring before any TLS client is built.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     shared::app::plugin_main("migrate", |cli: &Cli| cli.kube.verbosity, run)
 }
 

@@ -27,7 +27,7 @@ use plan::{PlanOptions, Planned, TargetFacts};
 use result::{ItemResult, Outcome, RestoreResult};
 use selector::{LabelSelector, labels_of};
 
-/// What to restore and how.
+/// Settings of one restore: the backup, filters, mappings and policies.
 #[derive(Debug, Clone)]
 pub struct RestoreRequest {
     pub name: String,
@@ -177,15 +177,14 @@ pub async fn create_restore(
     let bar = shared::progress::bar(planned.len() as u64, "restoring");
     let uid_map: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let mut items: Vec<ItemResult> = Vec::with_capacity(planned.len());
-    let mut phases: Vec<Phase> = planned.iter().map(|p| p.phase).collect();
-    phases.dedup();
-
-    for phase in phases {
-        let members: Vec<Planned> = planned
-            .iter()
-            .filter(|p| p.phase == phase)
-            .cloned()
-            .collect();
+    // `planned` is sorted by phase: each phase's objects are moved out in turn, not copied.
+    let mut remaining = planned.into_iter().peekable();
+    while let Some(first) = remaining.next() {
+        let phase = first.phase;
+        let mut members = vec![first];
+        while let Some(next) = remaining.next_if(|p| p.phase == phase) {
+            members.push(next);
+        }
         let outcomes = restore_phase(client, request, members, &uid_map, &bar).await;
         let created_crds: Vec<String> = outcomes
             .iter()
@@ -379,7 +378,7 @@ async fn restore_object(
     result
 }
 
-/// Handles an object that already exists: unchanged when it holds every field of the backup,
+/// Handles an object that already exists: unchanged when it contains every field of the backup,
 /// else replaced (policy update) or skipped (policy none).
 async fn compare_existing(
     api: &Api<DynamicObject>,
@@ -427,7 +426,7 @@ async fn compare_existing(
     }
 }
 
-/// Reports whether `actual` holds every field of `expected` with the same value; objects may
+/// Reports whether `actual` contains every field of `expected` with the same value; objects may
 /// have more fields, lists must match item by item. At the top level only `metadata.labels`
 /// and `metadata.annotations` of the metadata are compared, because the rest is server-set.
 pub fn contains_all(actual: &Value, expected: &Value, top_level: bool) -> bool {
