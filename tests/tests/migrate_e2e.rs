@@ -399,6 +399,24 @@ fn default_location_and_listing_commands() {
         stdout(&output)
     );
 
+    // A server-side dry run validates every create and writes nothing.
+    let target = Cluster::start();
+    let before = target.snapshot();
+    let output = run(migrate(Some(&target), home.path()).args([
+        "restore",
+        "create",
+        "--from-backup",
+        "hello",
+        "--dry-run=server",
+    ]));
+    assert_success(&output, "restore create --dry-run=server");
+    assert!(
+        stdout(&output).contains("(server dry run, nothing written)"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(target.snapshot(), before);
+
     let output = run(migrate(None, home.path()).args(["backup", "delete", "hello"]));
     assert_success(&output, "backup delete");
     let output = run(migrate(None, home.path()).args(["backup", "get", "hello"]));
