@@ -11,7 +11,7 @@ use testkit::s3::S3Server;
 
 use migrate_support::{Cluster, assert_success, manifests_dir, migrate, run, s3_args};
 
-/// A source with the hello-world app backed up into `home`'s default folder as `hello`.
+/// Starts a source with the hello-world app and backs it up into `home`'s default folder as `hello`.
 fn backed_up_source(home: &Path) -> Cluster {
     let source = Cluster::start();
     source.apply(&manifests_dir().join("helloworld-v1.yaml"));

@@ -47,7 +47,7 @@ impl ClusterResources {
     }
 }
 
-/// Which namespaces pass.
+/// Namespace selection from include and exclude globs.
 #[derive(Debug, Clone)]
 pub struct NamespaceFilter {
     include: Option<GlobSet>,

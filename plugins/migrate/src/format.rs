@@ -155,7 +155,7 @@ pub struct SourceCluster {
     pub context: Option<String>,
     /// API server URL.
     pub server: String,
-    /// `gitVersion` reported by `/version`, when it answered.
+    /// `gitVersion` returned by `/version`, when the request succeeded.
     #[serde(default)]
     pub kubernetes_version: Option<String>,
 }
@@ -263,7 +263,7 @@ impl BackupState {
     }
 }
 
-/// Groups the keys under `backups/` by backup name and tells which have a manifest.
+/// Groups the keys under `backups/` by backup name and marks those with a manifest as complete.
 pub fn backups_in_listing<'a>(
     keys: impl IntoIterator<Item = &'a str>,
 ) -> BTreeMap<String, BackupState> {

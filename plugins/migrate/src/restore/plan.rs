@@ -23,7 +23,7 @@ pub struct Planned {
     pub source_uid: String,
     /// Source UIDs of its owners.
     pub owner_uids: Vec<String>,
-    /// Where it goes: group, version, resource, kind, mapped namespace.
+    /// Destination: group, version, resource, kind and the mapped namespace.
     pub target: ObjectRef,
     /// Sanitized and mapped object.
     pub object: Value,
@@ -85,7 +85,7 @@ pub fn types_from_crds(objects: &[(ManifestObject, Value)]) -> Vec<ResourceType>
     types
 }
 
-/// Plans every object. `served` holds the target's group/versions (`v1`, `apps/v1`), and
+/// Plans every object. `served` contains the target's group/versions (`v1`, `apps/v1`), and
 /// `crd_types` the types that CRDs of this restore will add.
 pub fn plan(
     objects: Vec<(ManifestObject, Value)>,
@@ -170,7 +170,7 @@ pub struct TargetFacts {
     pub storage_classes: BTreeSet<String>,
     pub ingress_classes: BTreeSet<String>,
     pub priority_classes: BTreeSet<String>,
-    /// nodePort to the `namespace/name` of the Service that holds it.
+    /// nodePort to the `namespace/name` of the Service that uses it.
     pub node_ports: BTreeMap<i64, String>,
 }
 
