@@ -131,6 +131,16 @@ pub fn select_types(
 
     let excluded = resolve_names(types, exclude, Some("--exclude-resources"))?;
     selected.retain(|t| !excluded.contains(&t.group_resource()));
+
+    // Clusters before 1.22 serve the same Ingress and NetworkPolicy objects through
+    // `extensions` as well; listing both groups would store each object twice.
+    let snapshot = selected.clone();
+    selected.retain(|t| {
+        t.group != "extensions"
+            || !snapshot.iter().any(|other| {
+                other.group != "extensions" && other.plural == t.plural && other.kind == t.kind
+            })
+    });
     Ok(selected)
 }
 
@@ -338,6 +348,18 @@ mod tests {
             error.starts_with("unknown resource \"widgets\" in --include-resources"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn extensions_duplicates_are_left_out() {
+        let types = vec![
+            resource("extensions", "Ingress", "ingresses", &["ing"], true),
+            resource("networking.k8s.io", "Ingress", "ingresses", &["ing"], true),
+            resource("extensions", "Widget", "widgets", &[], true),
+        ];
+        let selected = select_types(&types, &[], &[]).unwrap();
+        let names: Vec<String> = selected.iter().map(|t| t.group_resource()).collect();
+        assert_eq!(names, ["ingresses.networking.k8s.io", "widgets.extensions"]);
     }
 
     #[test]
