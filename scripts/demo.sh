@@ -90,10 +90,6 @@ else
     start_server target
     kube_source=(--kubeconfig "$work/source.kubeconfig")
     kube_target=(--kubeconfig "$work/target.kubeconfig")
-    # A private data folder, so that the demo does not mix with the user's own backups.
-    if [[ ${#location_args[@]} -eq 0 ]]; then
-        export XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config"
-    fi
 fi
 
 echo "== applying the fixtures to the source"

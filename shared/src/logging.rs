@@ -17,11 +17,13 @@ pub fn level_for_verbosity(verbosity: u8) -> &'static str {
 pub fn init(verbosity: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         let level = level_for_verbosity(verbosity);
-        // Dependencies log at warn unless -v 6 or more asks for everything.
-        let directive = if verbosity >= 6 {
-            level.to_string()
-        } else {
-            format!("warn,shared={level},kubectl_={level}")
+        // At the default level only the plugins' own warnings show: a failed request already
+        // ends in the plugin's one-line error, so the client libraries' logs would repeat it.
+        // -v 2 to 5 add the libraries' warnings, -v 6 and above everything.
+        let directive = match verbosity {
+            0..=1 => format!("off,shared={level},kubectl_={level}"),
+            2..=5 => format!("warn,shared={level},kubectl_={level}"),
+            _ => level.to_string(),
         };
         EnvFilter::new(directive)
     });
