@@ -102,6 +102,11 @@ fn main() -> std::process::ExitCode {
         );
         return std::process::ExitCode::from(1);
     }
+    // The process serves until it is killed, so the server's own temporary folder, which holds
+    // only the kubeconfig just copied to --kubeconfig-out, is removed now instead of on drop.
+    if let Some(folder) = server.kubeconfig().parent() {
+        let _ = std::fs::remove_dir_all(folder);
+    }
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{}", server.url());
     let _ = stdout.flush();
