@@ -50,9 +50,9 @@ pub fn report(plugin: &str, error: &Error) -> u8 {
     error.exit_code()
 }
 
-/// The whole `main` of a plugin binary: answers kubectl's `__complete` requests, parses the
-/// command line (clap prints usage errors and exits 2, help and version exit 0), then runs the
-/// command and maps its result to the exit code.
+/// Runs the whole `main` of a plugin binary. It serves kubectl's `__complete` requests, parses
+/// the command line (clap prints usage errors and exits 2, help and version exit 0), then runs
+/// the command and maps its result to the exit code.
 pub fn plugin_main<C, F, Fut>(plugin: &str, verbosity_of: fn(&C) -> u8, run: F) -> ExitCode
 where
     C: clap::Parser,
@@ -72,8 +72,8 @@ where
     run_plugin(plugin, verbosity, run(cli))
 }
 
-/// The whole `main` of a `kubectl_complete-<name>` binary: kubectl 1.26+ runs it with the words
-/// after `kubectl <name>` and reads Cobra-format completions from stdout.
+/// Runs the whole `main` of a `kubectl_complete-<name>` binary. kubectl 1.26+ starts it with the
+/// words after `kubectl <name>` and reads Cobra-format completions from its stdout.
 pub fn complete_main<C: clap::Parser>() -> ExitCode {
     let words: Vec<String> = std::env::args().skip(1).collect();
     let words = match words.first().map(String::as_str) {

@@ -153,7 +153,7 @@ impl ClusterTarget {
     }
 }
 
-/// Where the kubeconfig came from, used to name the paths tried in errors.
+/// Source of the kubeconfig, used to name the paths tried in errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KubeconfigSource {
     /// `--kubeconfig FILE`.

@@ -275,7 +275,8 @@ pub struct RestoreCreateArgs {
     #[arg(long, value_name = "OLD=NEW,...")]
     pub image_mappings: Option<String>,
 
-    /// What to do with objects that already exist.
+    /// Policy for objects that already exist in the target: none leaves them, update replaces those
+    /// that differ from the backup.
     #[arg(long, value_enum, default_value_t = ExistingPolicy::None, value_name = "POLICY")]
     pub existing_resource_policy: ExistingPolicy,
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// What happened to one object.
+/// Outcome of restoring one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
@@ -58,7 +58,7 @@ pub struct ItemResult {
     /// Restore phase.
     pub phase: String,
     pub outcome: Outcome,
-    /// Why it was skipped or failed, or what was changed (such as a conversion).
+    /// Reason it was skipped or failed, or the change made to it (such as a conversion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

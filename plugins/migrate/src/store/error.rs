@@ -43,7 +43,7 @@ pub enum StoreError {
         attempts: u32,
     },
 
-    /// The endpoint kept answering with a server-side error (5xx, 429) after every attempt.
+    /// The endpoint returned a server-side error (5xx, 429) on every attempt.
     #[error(
         "s3 endpoint {endpoint} kept failing with HTTP {status}{code} after {attempts} attempts: retry later"
     )]
@@ -77,7 +77,7 @@ pub enum StoreError {
     )]
     CannotList { bucket: String, endpoint: String },
 
-    /// Any other unexpected S3 answer.
+    /// Any other unexpected S3 response.
     #[error("s3 {operation} of {key:?} at {endpoint} failed with HTTP {status}{code}")]
     Http {
         operation: &'static str,

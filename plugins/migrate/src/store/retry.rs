@@ -52,7 +52,7 @@ pub enum Transient {
     Status { status: u16, code: String },
 }
 
-/// Why [`retry`] gave up.
+/// Reason [`retry`] gave up.
 #[derive(Debug)]
 pub enum RetryError<E> {
     /// An attempt failed in a way that another attempt cannot fix.

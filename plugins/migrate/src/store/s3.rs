@@ -13,7 +13,7 @@ use super::credentials::{CredentialSource, Credentials, resolve_credentials};
 use super::retry::{AttemptError, RetryError, RetryPolicy, Transient, is_transient_status, retry};
 use super::{ObjectInfo, StoreError};
 
-/// How requests name the bucket.
+/// Bucket addressing style of requests.
 #[derive(
     Debug,
     Clone,
@@ -45,7 +45,7 @@ pub struct S3Options {
     pub region: String,
     /// Path-style or virtual-hosted bucket addressing.
     pub addressing: Addressing,
-    /// Where the access keys come from.
+    /// Source of the access keys.
     pub credentials: CredentialSource,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
@@ -491,7 +491,7 @@ struct FatalResponse<'a> {
     location: &'a str,
 }
 
-/// Maps a non-retried S3 error response to the error the user sees.
+/// Maps a non-retried S3 error response to the error reported to the user.
 fn classify_fatal(response: FatalResponse<'_>) -> StoreError {
     let FatalResponse {
         operation,

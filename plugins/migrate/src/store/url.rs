@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::StoreError;
 
-/// Where a location keeps its objects.
+/// Storage kind and place of a location's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// A local folder, absolute.
