@@ -215,12 +215,21 @@ spec: {containers: [{name: c, image: nginx, ports: [{name: http, containerPort: 
     );
     assert_eq!(slice, "true true");
 
-    // A pod forced out of Ready becomes a not-ready address.
+    // A pod forced out of Ready becomes a not-ready address. The two pods are scheduled
+    // concurrently, so which of them got which IP is read back, not assumed.
+    let web_1_ip = kubectl_ok(
+        &server,
+        &["get", "pod", "web-1", "-o", "jsonpath={.status.podIP}"],
+    );
+    let web_2_ip = kubectl_ok(
+        &server,
+        &["get", "pod", "web-2", "-o", "jsonpath={.status.podIP}"],
+    );
     server
         .set_pod_status(
             "default",
             "web-2",
-            json!({"phase": "Running", "podIP": "10.244.0.3",
+            json!({"phase": "Running", "podIP": web_2_ip,
             "conditions": [{"type": "Ready", "status": "False"}]}),
         )
         .expect("status set");
@@ -234,7 +243,7 @@ spec: {containers: [{name: c, image: nginx, ports: [{name: http, containerPort: 
             "jsonpath={.subsets[0].addresses[*].ip}/{.subsets[0].notReadyAddresses[*].ip}",
         ],
     );
-    assert_eq!(split, "10.244.0.2/10.244.0.3");
+    assert_eq!(split, format!("{web_1_ip}/{web_2_ip}"));
     kubectl_ok(&server, &["delete", "pod", "web-1"]);
     let left = kubectl_ok(
         &server,
