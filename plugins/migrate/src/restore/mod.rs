@@ -23,7 +23,7 @@ use crate::order::{Phase, owner_waves};
 use crate::sanitize::rebuild_owner_references;
 use crate::store::Store;
 
-use plan::{PlanOptions, Planned, TargetFacts};
+use plan::{PackedObject, PlanOptions, Planned, TargetFacts};
 use result::{ItemResult, Outcome, RestoreResult};
 use selector::{LabelSelector, labels_of};
 
@@ -56,7 +56,24 @@ pub async fn read_backup(
     name: &str,
 ) -> Result<(Manifest, Vec<(ManifestObject, Value)>)> {
     let manifest = read_manifest(store, name).await?;
-    let objects: Vec<Result<(ManifestObject, Value)>> = stream::iter(manifest.objects.clone())
+    let mut objects = Vec::with_capacity(manifest.objects.len());
+    for_each_object(store, name, manifest.objects.clone(), |entry, object| {
+        objects.push((entry, object));
+        Ok(())
+    })
+    .await?;
+    Ok((manifest, objects))
+}
+
+/// Reads the given objects of backup `name` in order, several at a time, checks each against
+/// its SHA-256 and hands it to `visit`. Only the objects in flight are held in memory.
+async fn for_each_object(
+    store: &Store,
+    name: &str,
+    entries: Vec<ManifestObject>,
+    mut visit: impl FnMut(ManifestObject, Value) -> Result<()>,
+) -> Result<()> {
+    let mut objects = stream::iter(entries)
         .map(|entry| async move {
             let bytes = store.get(&entry.key).await?;
             if format::sha256_hex(&bytes) != entry.sha256 {
@@ -69,11 +86,12 @@ pub async fn read_backup(
                 .map_err(|error| Error::failed(format!("invalid JSON in {}: {error}", entry.key)))?;
             Ok((entry, object))
         })
-        .buffered(32)
-        .collect()
-        .await;
-    let objects = objects.into_iter().collect::<Result<Vec<_>>>()?;
-    Ok((manifest, objects))
+        .buffered(32);
+    while let Some(next) = objects.next().await {
+        let (entry, object) = next?;
+        visit(entry, object)?;
+    }
+    Ok(())
 }
 
 /// Reads the manifest of a backup; a backup with objects but no manifest is incomplete.
@@ -99,55 +117,62 @@ pub async fn read_manifest(store: &Store, name: &str) -> Result<Manifest> {
     }
 }
 
-/// Keeps the objects that pass the restore's namespace, resource and label filters.
-fn filter_objects(
-    objects: Vec<(ManifestObject, Value)>,
-    request: &RestoreRequest,
-    types: &[ResourceType],
-) -> Result<Vec<(ManifestObject, Value)>> {
-    let namespaces = NamespaceFilter::new(
-        &request.include_namespaces,
-        &request.exclude_namespaces,
-        true,
-    )
-    .map_err(Error::usage)?;
-    let resolve = |names: &[String], flag: &str| -> Result<HashSet<String>> {
-        names
-            .iter()
-            .filter(|n| *n != "*")
-            .map(|name| {
-                find_type(types, name)
-                    .map(ResourceType::group_resource)
-                    .ok_or_else(|| Error::usage(format!("unknown resource {name:?} in {flag}: use a name from `kubectl api-resources`")))
-            })
-            .collect()
-    };
-    let include = resolve(&request.include_resources, "--include-resources")?;
-    let exclude = resolve(&request.exclude_resources, "--exclude-resources")?;
-    let selector = match &request.selector {
-        Some(text) => Some(LabelSelector::parse(text).map_err(Error::usage)?),
-        None => None,
-    };
+/// The restore's namespace, resource and label filters.
+struct ObjectFilter {
+    namespaces: NamespaceFilter,
+    include: HashSet<String>,
+    exclude: HashSet<String>,
+    selector: Option<LabelSelector>,
+}
 
-    Ok(objects
-        .into_iter()
-        .filter(|(entry, object)| {
-            let resource = entry.object.group_resource();
-            let namespace_ok = match &entry.object.namespace {
-                Some(namespace) => namespaces.allows(namespace),
-                None if entry.object.resource == "namespaces" => {
-                    namespaces.allows(&entry.object.name)
-                }
-                None => true,
-            };
-            namespace_ok
-                && (include.is_empty() || include.contains(&resource))
-                && !exclude.contains(&resource)
-                && selector
-                    .as_ref()
-                    .is_none_or(|s| s.matches(&labels_of(object)))
+impl ObjectFilter {
+    fn new(request: &RestoreRequest, types: &[ResourceType]) -> Result<ObjectFilter> {
+        let namespaces = NamespaceFilter::new(
+            &request.include_namespaces,
+            &request.exclude_namespaces,
+            true,
+        )
+        .map_err(Error::usage)?;
+        let resolve = |names: &[String], flag: &str| -> Result<HashSet<String>> {
+            names
+                .iter()
+                .filter(|n| *n != "*")
+                .map(|name| {
+                    find_type(types, name)
+                        .map(ResourceType::group_resource)
+                        .ok_or_else(|| Error::usage(format!("unknown resource {name:?} in {flag}: use a name from `kubectl api-resources`")))
+                })
+                .collect()
+        };
+        Ok(ObjectFilter {
+            namespaces,
+            include: resolve(&request.include_resources, "--include-resources")?,
+            exclude: resolve(&request.exclude_resources, "--exclude-resources")?,
+            selector: match &request.selector {
+                Some(text) => Some(LabelSelector::parse(text).map_err(Error::usage)?),
+                None => None,
+            },
         })
-        .collect())
+    }
+
+    /// Reports whether an object passes every filter.
+    fn allows(&self, entry: &ManifestObject, object: &Value) -> bool {
+        let resource = entry.object.group_resource();
+        let namespace_ok = match &entry.object.namespace {
+            Some(namespace) => self.namespaces.allows(namespace),
+            None if entry.object.resource == "namespaces" => {
+                self.namespaces.allows(&entry.object.name)
+            }
+            None => true,
+        };
+        namespace_ok
+            && (self.include.is_empty() || self.include.contains(&resource))
+            && !self.exclude.contains(&resource)
+            && self
+                .selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&labels_of(object)))
+    }
 }
 
 /// Runs a restore and returns its result (saved by the caller).
@@ -157,14 +182,64 @@ pub async fn create_restore(
     request: &RestoreRequest,
 ) -> Result<RestoreResult> {
     let started_at = format::now_rfc3339();
-    let (_manifest, objects) = read_backup(store, &request.backup).await?;
+    let mut manifest = read_manifest(store, &request.backup).await?;
+    let entries = std::mem::take(&mut manifest.objects);
 
+    // CRDs and PersistentVolumes are read first: CRDs define types the filters and the plan
+    // need, and which PVs are restored decides how claims are planned.
     let mut types = collect_resource_types(client).await?;
-    let crd_types = plan::types_from_crds(&objects);
+    let mut prerequisites = Vec::new();
+    let prerequisite_entries = entries
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.object.group_resource().as_str(),
+                "customresourcedefinitions.apiextensions.k8s.io" | "persistentvolumes"
+            )
+        })
+        .cloned()
+        .collect();
+    for_each_object(
+        store,
+        &request.backup,
+        prerequisite_entries,
+        |entry, object| {
+            prerequisites.push((entry, object));
+            Ok(())
+        },
+    )
+    .await?;
+    let crd_types = plan::types_from_crds(&prerequisites);
     types.extend(crd_types.iter().cloned());
     let served: HashSet<String> = collect_served_versions(client).await?.into_iter().collect();
-    let objects = filter_objects(objects, request, &types)?;
-    let mut planned = plan::plan(objects, &served, &crd_types, &request.plan);
+    let filter = ObjectFilter::new(request, &types)?;
+    let restored_volumes = prerequisites
+        .iter()
+        .filter(|(entry, object)| {
+            entry.object.group_resource() == "persistentvolumes" && filter.allows(entry, object)
+        })
+        .map(|(entry, _)| entry.object.name.clone())
+        .collect();
+    drop(prerequisites);
+
+    // Every object is read, verified and planned one at a time, and kept only in its sanitized,
+    // serialized form: every hash is checked before the first write, and memory stays near the
+    // size of the sanitized objects.
+    let planner = plan::Planner {
+        served: &served,
+        crd_types: &crd_types,
+        options: &request.plan,
+        restored_volumes,
+    };
+    let mut planned = Vec::new();
+    for_each_object(store, &request.backup, entries, |entry, object| {
+        if filter.allows(&entry, &object) {
+            planned.push(planner.plan_one(entry, object));
+        }
+        Ok(())
+    })
+    .await?;
+    planned.sort_by(|a, b| (a.phase, &a.target).cmp(&(b.phase, &b.target)));
     add_missing_namespaces(&mut planned);
 
     // Pre-flight: list every problem before the first write.
@@ -258,7 +333,7 @@ fn add_missing_namespaces(planned: &mut Vec<Planned>) {
             source: target.clone(),
             source_uid: String::new(),
             owner_uids: Vec::new(),
-            object: serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+            object: PackedObject::new(&serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})),
             target,
             phase: Phase::Namespaces,
             skip: crate::sanitize::skip_reason(&serde_json::json!({"kind": "Namespace", "metadata": {"name": namespace}}))
@@ -327,7 +402,7 @@ async fn restore_object(
         return result;
     }
 
-    let mut object = item.object.clone();
+    let mut object = item.object.to_value();
     {
         let map = uid_map.lock().unwrap_or_else(|p| p.into_inner());
         rebuild_owner_references(&mut object, |uid| map.get(uid).cloned());
@@ -587,7 +662,7 @@ mod tests {
             source_uid: "u".into(),
             owner_uids: vec![],
             target: deployment,
-            object: json!({}),
+            object: PackedObject::new(&json!({})),
             phase: Phase::Workloads,
             skip: None,
             note: None,

@@ -26,12 +26,32 @@ pub struct Planned {
     /// Destination: group, version, resource, kind and the mapped namespace.
     pub target: ObjectRef,
     /// Sanitized and mapped object.
-    pub object: Value,
+    pub object: PackedObject,
     pub phase: Phase,
     /// Set when the object is left out.
     pub skip: Option<String>,
     /// A note kept in the result, such as a conversion.
     pub note: Option<String>,
+}
+
+/// An object kept as compact JSON until it is sent. A parsed `Value` takes several times the
+/// memory of its JSON text, which decides the peak of a restore of tens of thousands of objects.
+#[derive(Debug, Clone)]
+pub struct PackedObject(Box<[u8]>);
+
+impl PackedObject {
+    pub fn new(object: &Value) -> PackedObject {
+        PackedObject(
+            serde_json::to_vec(object)
+                .expect("a JSON value serializes")
+                .into_boxed_slice(),
+        )
+    }
+
+    /// Parses the object back; it was serialized from a `Value`, so this cannot fail.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_slice(&self.0).expect("a packed object is valid JSON")
+    }
 }
 
 /// Settings of the plan.
@@ -85,22 +105,47 @@ pub fn types_from_crds(objects: &[(ManifestObject, Value)]) -> Vec<ResourceType>
     types
 }
 
-/// Plans every object. `served` contains the target's group/versions (`v1`, `apps/v1`), and
-/// `crd_types` the types that CRDs of this restore will add.
+/// Plans every object, sorted by phase. `served` contains the target's group/versions (`v1`,
+/// `apps/v1`), and `crd_types` the types that CRDs of this restore will add.
 pub fn plan(
     objects: Vec<(ManifestObject, Value)>,
     served: &HashSet<String>,
     crd_types: &[ResourceType],
     options: &PlanOptions,
 ) -> Vec<Planned> {
-    let restored_volumes: HashSet<String> = objects
-        .iter()
-        .filter(|(e, _)| e.object.group_resource() == "persistentvolumes")
-        .map(|(e, _)| e.object.name.clone())
+    let planner = Planner {
+        served,
+        crd_types,
+        options,
+        restored_volumes: objects
+            .iter()
+            .filter(|(e, _)| e.object.group_resource() == "persistentvolumes")
+            .map(|(e, _)| e.object.name.clone())
+            .collect(),
+    };
+    let mut planned: Vec<Planned> = objects
+        .into_iter()
+        .map(|(entry, object)| planner.plan_one(entry, object))
         .collect();
+    planned.sort_by(|a, b| (a.phase, &a.target).cmp(&(b.phase, &b.target)));
+    planned
+}
 
-    let mut planned = Vec::with_capacity(objects.len());
-    for (entry, mut object) in objects {
+/// Plans objects one at a time, so that a restore never holds the whole backup parsed.
+pub struct Planner<'a> {
+    /// The target's group/versions (`v1`, `apps/v1`).
+    pub served: &'a HashSet<String>,
+    /// Types that CRDs of this restore will add.
+    pub crd_types: &'a [ResourceType],
+    pub options: &'a PlanOptions,
+    /// Names of the PersistentVolumes this restore creates.
+    pub restored_volumes: HashSet<String>,
+}
+
+impl Planner<'_> {
+    /// Sanitizes, maps and converts one object and assigns its phase.
+    pub fn plan_one(&self, entry: ManifestObject, mut object: Value) -> Planned {
+        let options = self.options;
         let owner_uids = object["metadata"]["ownerReferences"]
             .as_array()
             .into_iter()
@@ -119,13 +164,13 @@ pub fn plan(
 
         // An API the target does not serve: convert when exact, else skip with the reason.
         let api_version = entry.object.api_version();
-        let crd_serves = crd_types.iter().any(|t| {
+        let crd_serves = self.crd_types.iter().any(|t| {
             t.group == entry.object.group
                 && t.version == entry.object.version
                 && t.kind == entry.object.kind
         });
-        if skip.is_none() && !served.contains(&api_version) && !crd_serves {
-            if served.contains("networking.k8s.io/v1") && convert_legacy_ingress(&mut object) {
+        if skip.is_none() && !self.served.contains(&api_version) && !crd_serves {
+            if self.served.contains("networking.k8s.io/v1") && convert_legacy_ingress(&mut object) {
                 target.group = "networking.k8s.io".into();
                 target.version = "v1".into();
                 note = Some(format!("converted from {api_version}"));
@@ -140,7 +185,7 @@ pub fn plan(
         sanitize(&mut object, options.sanitize);
         let volume_restored = object["spec"]["volumeName"]
             .as_str()
-            .is_some_and(|v| restored_volumes.contains(v));
+            .is_some_and(|v| self.restored_volumes.contains(v));
         unbind_claim_without_volume(&mut object, volume_restored);
         options.mappings.apply(&mut object);
         target.namespace = object["metadata"]["namespace"].as_str().map(str::to_string);
@@ -149,19 +194,17 @@ pub fn plan(
             .unwrap_or(&target.name)
             .to_string();
 
-        planned.push(Planned {
+        Planned {
             phase: phase_of(&target.group, &target.resource),
             source: entry.object,
             source_uid: entry.uid,
             owner_uids,
             target,
-            object,
+            object: PackedObject::new(&object),
             skip,
             note,
-        });
+        }
     }
-    planned.sort_by(|a, b| (a.phase, &a.target).cmp(&(b.phase, &b.target)));
-    planned
 }
 
 /// Facts about the target that the pre-flight checks need.
@@ -203,7 +246,7 @@ pub fn preflight(plan: &[Planned], facts: &TargetFacts) -> Vec<String> {
         if item.skip.is_some() {
             continue;
         }
-        let object = &item.object;
+        let object = &item.object.to_value();
         let who = format!("{} {}", item.target.kind, item.target.display_name());
 
         let mut classes = Vec::new();
@@ -326,7 +369,7 @@ mod tests {
         let planned = plan(objects, &served(), &[], &options);
         assert_eq!(planned[0].target.name, "shop-new");
         assert_eq!(planned[1].target.namespace.as_deref(), Some("shop-new"));
-        assert_eq!(planned[1].object["metadata"].get("uid"), None);
+        assert_eq!(planned[1].object.to_value()["metadata"].get("uid"), None);
     }
 
     #[test]
