@@ -103,6 +103,34 @@ pub fn run(command: &mut Command) -> Output {
         .unwrap_or_else(|error| panic!("failed to start {command:?}: {error}"))
 }
 
+/// Runs `kubectl apply -f -` with `manifests` on stdin, appending `apply -f -` to `kubectl`
+/// (which carries its kubeconfig and namespace flags), and panics with kubectl's message when
+/// the apply fails.
+pub fn apply_stdin(kubectl: &mut Command, manifests: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let mut child = kubectl
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("failed to start {kubectl:?}: {error}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(manifests.as_bytes())
+        .expect("manifests written to kubectl");
+    let output = child.wait_with_output().expect("kubectl finishes");
+    assert!(
+        output.status.success(),
+        "kubectl apply failed: {}\n{manifests}",
+        stderr(&output)
+    );
+}
+
 /// Returns stdout as text.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

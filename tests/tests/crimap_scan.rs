@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 use testkit::apiserver::{KubeletOptions, ServerOptions, TestServer};
-use testkit::plugins::{plugin, run, stderr, stdout, workspace_root};
+use testkit::plugins::{apply_stdin, plugin, run, stderr, stdout, workspace_root};
 
 /// The plugin, run from the workspace root so that fixture paths print short.
 fn crimap() -> Command {
@@ -174,26 +174,7 @@ fn kubectl_ok(server: &TestServer, args: &[&str]) -> String {
 }
 
 fn apply(server: &TestServer, manifest: &str) {
-    let mut child = server
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(manifest.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "kubectl apply failed: {}\n{manifest}",
-        stderr(&output)
-    );
+    apply_stdin(&mut server.kubectl(), manifest);
 }
 
 fn uid(server: &TestServer, resource: &str, namespace: &str, name: &str) -> String {

@@ -6,12 +6,11 @@
 #[path = "../../../plugins/bwlimit/tests/support/testnet.rs"]
 pub mod testnet;
 
-use std::io::Write;
 use std::process::{Child, Output, Stdio};
 
 use serde_json::Value;
 use testkit::apiserver::{KubeletOptions, ServerOptions, TestServer};
-use testkit::plugins::{bin_dir, ensure_built, kubectl, run, stderr, stdout};
+use testkit::plugins::{apply_stdin, bin_dir, ensure_built, kubectl, run, stderr, stdout};
 
 /// Namespace every bwlimit test works in.
 pub const NAMESPACE: &str = "bw";
@@ -83,32 +82,9 @@ impl Env {
 
     /// Applies manifests given as text in a namespace.
     pub fn apply_in(&self, namespace: &str, yaml: &str) {
-        let mut child = kubectl()
-            .args([
-                "apply",
-                "-f",
-                "-",
-                "--kubeconfig",
-                &self.kubeconfig(),
-                "-n",
-                namespace,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl starts");
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(yaml.as_bytes())
-            .expect("manifest written");
-        let output = child.wait_with_output().expect("kubectl finishes");
-        assert!(
-            output.status.success(),
-            "kubectl apply failed: {}\n{yaml}",
-            stderr(&output)
+        apply_stdin(
+            kubectl().args(["--kubeconfig", &self.kubeconfig(), "-n", namespace]),
+            yaml,
         );
     }
 

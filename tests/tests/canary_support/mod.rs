@@ -6,14 +6,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use testkit::apiserver::{ServerOptions, TestServer};
-use testkit::plugins::{ensure_built, kubectl, run, stderr, stdout, workspace_root};
+use testkit::plugins::{apply_stdin, ensure_built, kubectl, run, stderr, stdout, workspace_root};
 
 /// Namespace every canary test works in.
 pub const NAMESPACE: &str = "demo";
@@ -87,32 +87,9 @@ impl Env {
 
     /// Applies manifests given as text.
     pub fn apply(&self, yaml: &str) {
-        let mut child = kubectl()
-            .args([
-                "apply",
-                "-f",
-                "-",
-                "--kubeconfig",
-                &self.kubeconfig(),
-                "-n",
-                NAMESPACE,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl starts");
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(yaml.as_bytes())
-            .expect("manifest written");
-        let output = child.wait_with_output().expect("kubectl finishes");
-        assert!(
-            output.status.success(),
-            "kubectl apply failed: {}\n{yaml}",
-            stderr(&output)
+        apply_stdin(
+            kubectl().args(["--kubeconfig", &self.kubeconfig(), "-n", NAMESPACE]),
+            yaml,
         );
     }
 
