@@ -350,6 +350,58 @@ fn backup_runs_agent_pods_for_annotated_volumes() {
         "{}",
         plugins::stdout(&verify)
     );
+
+    // The manifest lists the volume record with its hash.
+    let folder = work.path().join("location");
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(folder.join("backups/nightly-1/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["volumeRecords"][0]["key"],
+        "backups/nightly-1/volumes/shop/db-0/scratch.json"
+    );
+
+    // A damaged pack and a changed record are counted apart from the objects.
+    let packs = files_under(&folder.join("repository/data"));
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    let mut bytes = std::fs::read(&packs[0]).unwrap();
+    bytes[100] ^= 0x80;
+    std::fs::write(&packs[0], bytes).unwrap();
+    let record = folder.join("backups/nightly-1/volumes/shop/db-0/scratch.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(&record, text.replace("\"node-1\"", "\"node-9\"")).unwrap();
+    let verify = plugins::run(migrate(kubeconfig, work.path()).args([
+        "backup",
+        "verify",
+        "nightly-1",
+        "--location",
+        &location,
+    ]));
+    let stderr = plugins::stderr(&verify);
+    assert_eq!(verify.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("backup nightly-1 failed verification: 1 of 1 volume records missing or changed, 2 problems in the volume data (intact chunks: 1)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("objects missing"), "{stderr}");
+}
+
+/// Lists the files under a folder, recursively.
+fn files_under(folder: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
 }
 
 /// Writes a backup to a folder location whose record names claim data-db-0 of namespace shop holds
@@ -610,7 +662,7 @@ fn interrupted_restore_deletes_pod_and_secret() {
     let output = restore.wait_with_output().unwrap();
     assert_eq!(
         output.status.code(),
-        Some(1),
+        Some(130),
         "{}",
         plugins::stderr(&output)
     );
@@ -680,4 +732,95 @@ fn backup_reports_agent_failure_reason() {
     );
     let pods = get_json(kubeconfig, &["pods", "-n", "shop"]);
     assert_eq!(pods["items"].as_array().unwrap().len(), 1, "{pods}");
+
+    // The volume step runs before the manifest, so the failed backup stays incomplete.
+    let folder = work.path().join("location/backups/nightly-1");
+    assert!(folder.join("resources").is_dir());
+    assert!(!folder.join("manifest.json").exists());
+    assert!(
+        stderr.contains("backup nightly-1 stays incomplete (no manifest)"),
+        "{stderr}"
+    );
+    let log = std::fs::read_to_string(folder.join("backup.log")).unwrap();
+    assert!(log.contains("backup nightly-1 failed at "), "{log}");
+    let get = plugins::run(migrate(kubeconfig, work.path()).args([
+        "backup",
+        "get",
+        "nightly-1",
+        "--location",
+        &location,
+    ]));
+    let table = plugins::stdout(&get);
+    assert!(table.contains("Incomplete"), "{table}");
+    let restore = plugins::run(migrate(kubeconfig, work.path()).args([
+        "restore",
+        "create",
+        "--from-backup",
+        "nightly-1",
+        "--location",
+        &location,
+    ]));
+    assert_eq!(restore.status.code(), Some(1));
+    assert!(
+        plugins::stderr(&restore).contains("is incomplete (it has no manifest)"),
+        "{}",
+        plugins::stderr(&restore)
+    );
+}
+
+#[test]
+fn interrupted_volume_step_leaves_backup_incomplete() {
+    let work = tempfile::tempdir().unwrap();
+    let server = in_process_server();
+    let kubeconfig = server.kubeconfig();
+    apply(
+        kubeconfig,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    );
+    apply(
+        kubeconfig,
+        &annotated_pod(json!({"backup.velero.io/backup-volumes": "scratch"})),
+    );
+    let location = format!("file://{}", work.path().join("location").display());
+    let backup = migrate(kubeconfig, work.path())
+        .args([
+            "backup",
+            "create",
+            "nightly-1",
+            "--include-namespaces",
+            "shop",
+            "--location",
+            &location,
+            "--agent-image",
+            REMOTE_AGENT_IMAGE,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Ctrl-C while the agent pod runs.
+    wait_for_pod(&server, "shop", "kubectl-migrate-backup-");
+    let status = Command::new("kill")
+        .args(["-INT", &backup.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = backup.wait_with_output().unwrap();
+    let stderr = plugins::stderr(&output);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: agent pods and secrets deleted"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("backup nightly-1 interrupted: it stays incomplete (no manifest)"),
+        "{stderr}"
+    );
+    let folder = work.path().join("location/backups/nightly-1");
+    assert!(folder.join("resources").is_dir());
+    assert!(!folder.join("manifest.json").exists());
+    let pods = get_json(kubeconfig, &["pods", "-n", "shop"]);
+    assert_eq!(pods["items"].as_array().unwrap().len(), 1, "{pods}");
+    assert!(agent_secrets(&server, "shop").is_empty());
 }

@@ -1,5 +1,5 @@
 //! `backup create`: discovery, concurrent paginated LISTs, filtering, and writing one JSON
-//! document per object, then the log, then the manifest.
+//! document per object; after the volume step, the log and then the manifest.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,7 @@ use crate::filter::{
 };
 use crate::format::{
     self, Counts, FORMAT_VERSION, Manifest, ManifestObject, ObjectRef, RecordedFilters,
-    SourceCluster,
+    SourceCluster, StoredFile,
 };
 use crate::store::Store;
 
@@ -50,12 +50,34 @@ struct Progress {
     log: Vec<String>,
 }
 
-/// Runs a backup and returns its manifest, already stored.
-pub async fn create_backup(
+/// Objects a backup has stored so far, before its log and manifest: the result of
+/// [`store_objects`], which [`StoredObjects::finish`] turns into a complete backup.
+pub struct StoredObjects {
+    name: String,
+    started_at: String,
+    state: Arc<Mutex<Progress>>,
+    /// Pods left out because a controller in the backup owns them.
+    owned_pods: Vec<Value>,
+    /// The Pod type as discovered, set when `owned_pods` is not empty.
+    pod_type: Option<ResourceType>,
+}
+
+/// Identity of a pod the backup has seen, stored or left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// Stores every selected object of the backup (the first step of `backup create`). Nothing
+/// marks the backup complete yet: the caller runs the volume step, then
+/// [`StoredObjects::finish`] writes the log and the manifest.
+pub async fn store_objects(
     client: &Client,
     store: &Store,
     request: &BackupRequest,
-) -> Result<Manifest> {
+) -> Result<StoredObjects> {
     let started_at = format::now_rfc3339();
     let namespaces = NamespaceFilter::new(
         &request.include_namespaces,
@@ -119,13 +141,23 @@ pub async fn create_backup(
         .await?;
 
     // Owned objects whose controller is not in the backup are kept: nothing would recreate them.
+    // Left-out pods stay in memory, because the volume step keeps those whose emptyDir data
+    // it copies.
     let owned = std::mem::take(&mut lock(&state).owned);
     let uids = lock(&state).uids.clone();
     let mut orphans: Vec<(ResourceType, Value)> = Vec::new();
+    let mut owned_pods = Vec::new();
+    let mut pod_type = None;
     let mut dropped = 0;
     for (resource, object) in owned {
         match controller_owner_uid(&object) {
-            Some(owner) if uids.contains(owner) => dropped += 1,
+            Some(owner) if uids.contains(owner) => {
+                dropped += 1;
+                if is_pod_type(&resource) {
+                    owned_pods.push(object);
+                    pod_type = Some(resource);
+                }
+            }
             _ => orphans.push((resource, object)),
         }
     }
@@ -143,48 +175,163 @@ pub async fn create_backup(
 
     backup_cluster_scoped(client, store, request, &selected, &namespaces, &state).await?;
     bar.finish_and_clear();
-
-    let (mut objects, log_lines) = {
-        let mut state = lock(&state);
-        (
-            std::mem::take(&mut state.written),
-            std::mem::take(&mut state.log),
-        )
-    };
-    objects.sort_by(|a, b| a.key.cmp(&b.key));
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
+    Ok(StoredObjects {
         name: request.name.clone(),
         started_at,
-        completed_at: format::now_rfc3339(),
-        source: request.source.clone(),
-        filters: RecordedFilters {
-            include_namespaces: request.include_namespaces.clone(),
-            exclude_namespaces: request.exclude_namespaces.clone(),
-            include_resources: request.include_resources.clone(),
-            exclude_resources: request.exclude_resources.clone(),
-            selector: request.selector.clone(),
-            include_cluster_resources: request.cluster_resources.as_str().to_string(),
-        },
-        counts: Counts::of(&objects),
-        objects,
-    };
+        state,
+        owned_pods,
+        pod_type,
+    })
+}
 
-    // The log goes before the manifest: the manifest is the last file, the mark of completion.
-    let mut text = log_lines.join("\n");
-    text.push_str(&format!(
-        "\nbackup {} completed at {}: {} objects\n",
-        manifest.name, manifest.completed_at, manifest.counts.total
-    ));
-    store
-        .put(&format::log_key(&request.name), text.as_bytes())
-        .await?;
-    let bytes = serde_json::to_vec_pretty(&manifest)
-        .map_err(|error| Error::failed(format!("failed to encode the manifest: {error}")))?;
-    store
-        .put(&format::manifest_key(&request.name), &bytes)
-        .await?;
-    Ok(manifest)
+impl StoredObjects {
+    /// Returns the backup's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Returns the pods stored in the backup.
+    pub fn stored_pods(&self) -> Vec<PodRef> {
+        lock(&self.state)
+            .written
+            .iter()
+            .filter(|entry| entry.object.group.is_empty() && entry.object.resource == "pods")
+            .map(|entry| PodRef {
+                namespace: entry.object.namespace.clone().unwrap_or_default(),
+                name: entry.object.name.clone(),
+                uid: entry.uid.clone(),
+            })
+            .collect()
+    }
+
+    /// Returns the pods left out because a controller in the backup owns them.
+    pub fn owned_pods(&self) -> Vec<PodRef> {
+        self.owned_pods.iter().map(pod_ref).collect()
+    }
+
+    /// Stores the left-out pods whose UID is in `uids`, each with a log line naming its
+    /// controller and `reason`. Returns how many it stored.
+    pub async fn keep_owned_pods(
+        &mut self,
+        store: &Store,
+        uids: &HashSet<String>,
+        reason: &str,
+    ) -> Result<usize> {
+        let (kept, rest): (Vec<Value>, Vec<Value>) = std::mem::take(&mut self.owned_pods)
+            .into_iter()
+            .partition(|pod| uids.contains(pod["metadata"]["uid"].as_str().unwrap_or("")));
+        self.owned_pods = rest;
+        let Some(pod_type) = self.pod_type.clone() else {
+            return Ok(0);
+        };
+        for pod in &kept {
+            let owner = pod["metadata"]["ownerReferences"]
+                .as_array()
+                .and_then(|owners| owners.iter().find(|o| o["controller"] == true))
+                .map(|o| {
+                    format!(
+                        "{} {}",
+                        o["kind"].as_str().unwrap_or(""),
+                        o["name"].as_str().unwrap_or("")
+                    )
+                })
+                .unwrap_or_default();
+            let pod = pod_ref(pod);
+            log(
+                &self.state,
+                format!(
+                    "kept pod {}/{} although {owner} owns it: {reason}",
+                    pod.namespace, pod.name
+                ),
+            );
+        }
+        let count = kept.len();
+        write_objects(store, &self.name, &pod_type, kept, &self.state).await?;
+        Ok(count)
+    }
+
+    /// Writes the log and then the manifest, which marks the backup complete. `volume_records`
+    /// are the stored volume records, listed in the manifest so that `backup verify` notices a
+    /// missing or changed one.
+    pub async fn finish(
+        self,
+        store: &Store,
+        request: &BackupRequest,
+        volume_records: Vec<StoredFile>,
+    ) -> Result<Manifest> {
+        let (mut objects, log_lines) = {
+            let mut state = lock(&self.state);
+            (
+                std::mem::take(&mut state.written),
+                std::mem::take(&mut state.log),
+            )
+        };
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut volume_records = volume_records;
+        volume_records.sort_by(|a, b| a.key.cmp(&b.key));
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            name: request.name.clone(),
+            started_at: self.started_at,
+            completed_at: format::now_rfc3339(),
+            source: request.source.clone(),
+            filters: RecordedFilters {
+                include_namespaces: request.include_namespaces.clone(),
+                exclude_namespaces: request.exclude_namespaces.clone(),
+                include_resources: request.include_resources.clone(),
+                exclude_resources: request.exclude_resources.clone(),
+                selector: request.selector.clone(),
+                include_cluster_resources: request.cluster_resources.as_str().to_string(),
+            },
+            counts: Counts::of(&objects),
+            objects,
+            volume_records,
+        };
+
+        // The log goes before the manifest: the manifest is the last file, the mark of completion.
+        let mut text = log_lines.join("\n");
+        text.push_str(&format!(
+            "\nbackup {} completed at {}: {} objects\n",
+            manifest.name, manifest.completed_at, manifest.counts.total
+        ));
+        store
+            .put(&format::log_key(&request.name), text.as_bytes())
+            .await?;
+        let bytes = serde_json::to_vec_pretty(&manifest)
+            .map_err(|error| Error::failed(format!("failed to encode the manifest: {error}")))?;
+        store
+            .put(&format::manifest_key(&request.name), &bytes)
+            .await?;
+        Ok(manifest)
+    }
+
+    /// Writes the log with the reason the backup failed, and no manifest, so the backup stays
+    /// incomplete and `backup logs` explains why.
+    pub async fn fail(self, store: &Store, reason: &str) -> Result<()> {
+        let mut text = lock(&self.state).log.join("\n");
+        text.push_str(&format!(
+            "\nbackup {} failed at {}: {reason}\n",
+            self.name,
+            format::now_rfc3339()
+        ));
+        store
+            .put(&format::log_key(&self.name), text.as_bytes())
+            .await?;
+        Ok(())
+    }
+}
+
+fn is_pod_type(resource: &ResourceType) -> bool {
+    resource.group.is_empty() && resource.plural == "pods"
+}
+
+fn pod_ref(pod: &Value) -> PodRef {
+    let text = |field: &str| pod["metadata"][field].as_str().unwrap_or("").to_string();
+    PodRef {
+        namespace: text("namespace"),
+        name: text("name"),
+        uid: text("uid"),
+    }
 }
 
 /// Lists the cluster-scoped objects that `--include-cluster-resources` selects and stores them.

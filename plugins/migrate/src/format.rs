@@ -227,6 +227,33 @@ pub struct Manifest {
     pub counts: Counts,
     /// Every object with its key and hash, sorted by key.
     pub objects: Vec<ManifestObject>,
+    /// Volume records with their hashes, sorted by key. Manifests written before this field
+    /// existed lack it and read as empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_records: Vec<StoredFile>,
+}
+
+/// A file of a backup other than an object document, with its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredFile {
+    /// Key relative to the location root.
+    pub key: String,
+    /// SHA-256 of the stored bytes, lowercase hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl StoredFile {
+    /// Describes `bytes` stored under `key`.
+    pub fn of(key: String, bytes: &[u8]) -> StoredFile {
+        StoredFile {
+            key,
+            sha256: sha256_hex(bytes),
+            size: bytes.len() as u64,
+        }
+    }
 }
 
 impl Manifest {
@@ -371,6 +398,17 @@ mod tests {
         assert_eq!(counts.total, 2);
         assert_eq!(counts.by_resource["deployments.apps"], 2);
         assert_eq!(counts.by_namespace["shop"], 2);
+    }
+
+    #[test]
+    fn manifest_without_volume_records_reads_as_empty() {
+        let text = r#"{"formatVersion":1,"name":"b","startedAt":"","completedAt":"","source":{"server":""},
+            "filters":{"includeNamespaces":[],"excludeNamespaces":[],"includeResources":[],"excludeResources":[],"includeClusterResources":"auto"},
+            "counts":{"total":0,"byResource":{},"byNamespace":{}},"objects":[]}"#;
+        let manifest = Manifest::parse("b", text.as_bytes()).unwrap();
+        assert!(manifest.volume_records.is_empty());
+        let written = serde_json::to_string(&manifest).unwrap();
+        assert!(!written.contains("volumeRecords"), "{written}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use shared::{Error, KubeArgs, OutputFormat, Result, Table};
 
-use crate::backup::{BackupRequest, create_backup};
+use crate::backup::{BackupRequest, store_objects};
 use crate::cli::{
     BackupCommand, BackupCreateArgs, BackupDescribeArgs, BackupGetArgs, BackupNameArgs,
 };
@@ -72,27 +72,52 @@ async fn create(kube: &KubeArgs, args: BackupCreateArgs) -> Result<()> {
         },
     };
 
-    // Ctrl-C stops the backup before its manifest is written, which leaves it incomplete.
-    let manifest = tokio::select! {
-        result = create_backup(&client, &store, &request) => result?,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!(
-                "kubectl-migrate: backup {} interrupted: it stays incomplete (no manifest) and cannot be restored; delete it with `kubectl migrate backup delete {}`",
+    // Ctrl-C while objects are stored leaves the backup without a manifest, so incomplete.
+    // The volume step reacts to Ctrl-C itself, because it deletes its agent pods and Secret
+    // before it returns.
+    // NOTE: a Ctrl-C between the two steps, or while the volume step lists pods before its
+    // agent run starts, is not seen, and the backup carries on.
+    let mut stored = tokio::select! {
+        result = store_objects(&client, &store, &request) => result?,
+        _ = tokio::signal::ctrl_c() => return Err(interrupted(&args.name)),
+    };
+    let step =
+        crate::volumes::backup_step(&client, &store, &args.location, &mut stored, &args.volumes)
+            .await;
+    if crate::volumes::is_interrupted(&step) {
+        if let Err(error) = stored.fail(&store, "interrupted by Ctrl-C").await {
+            tracing::warn!(%error, "failed to write the backup log");
+        }
+        return Err(interrupted(&args.name));
+    }
+    let step = match step {
+        Ok(step) => step,
+        Err(error) => {
+            if let Err(log_error) = stored.fail(&store, &error.to_string()).await {
+                tracing::warn!(error = %log_error, "failed to write the backup log");
+            }
+            return Err(Error::failed(format!(
+                "{error}\nbackup {} stays incomplete (no manifest) and cannot be restored: fix the cause, delete it with `kubectl migrate backup delete {}` and back up again",
                 args.name, args.name
-            );
-            return Err(Error::Exit(EXIT_INTERRUPTED));
+            )));
         }
     };
-    let volume_line =
-        crate::volumes::backup_step(&client, &store, &args.location, &manifest, &args.volumes)
-            .await?;
-    shared::output::print(&volume_line)?;
+    let manifest = stored.finish(&store, &request, step.records).await?;
+    shared::output::print(&step.line)?;
     shared::output::print(&format!(
         "backup {} completed: {} objects in {}\n",
         manifest.name,
         manifest.counts.total,
         store.url()
     ))
+}
+
+/// Reports an interrupted backup on stderr and returns the interrupted exit code.
+fn interrupted(name: &str) -> Error {
+    eprintln!(
+        "kubectl-migrate: backup {name} interrupted: it stays incomplete (no manifest) and cannot be restored; delete it with `kubectl migrate backup delete {name}`"
+    );
+    Error::Exit(EXIT_INTERRUPTED)
 }
 
 async fn get(args: BackupGetArgs) -> Result<()> {
@@ -378,26 +403,77 @@ async fn delete_keys(store: &Store, keys: Vec<String>) -> Result<()> {
 async fn verify(args: BackupNameArgs) -> Result<()> {
     let store = open_store(&args.location, false).await?;
     let manifest = read_manifest(&store, &args.name).await?;
-    let mut problems = verify_objects(&store, &manifest).await;
-    if let Some((line, volume_problems)) = crate::volumes::verify_step(&store, &args.name).await? {
-        shared::output::print(&line)?;
-        problems.extend(volume_problems);
+    let object_problems = verify_objects(&store, &manifest).await;
+    let record_problems = verify_files(&store, &manifest.volume_records).await;
+    let volumes = crate::volumes::verify_step(&store, &args.name).await?;
+    if let Some(volumes) = &volumes {
+        shared::output::print(&volumes.line)?;
     }
-    if problems.is_empty() {
+
+    // Objects, volume records and volume chunks are counted apart, each with its own noun.
+    let mut counts = Vec::new();
+    if !object_problems.is_empty() {
+        counts.push(format!(
+            "{} of {} objects missing or changed",
+            object_problems.len(),
+            manifest.counts.total
+        ));
+    }
+    if !record_problems.is_empty() {
+        counts.push(format!(
+            "{} of {} volume records missing or changed",
+            record_problems.len(),
+            manifest.volume_records.len()
+        ));
+    }
+    let volume_problems = volumes.map(|v| (v.problems, v.chunks)).unwrap_or_default();
+    if !volume_problems.0.is_empty() {
+        counts.push(format!(
+            "{} problems in the volume data (intact chunks: {})",
+            volume_problems.0.len(),
+            volume_problems.1
+        ));
+    }
+    if counts.is_empty() {
         return shared::output::print(&format!(
             "backup {} verified: {} objects match their SHA-256\n",
             args.name, manifest.counts.total
         ));
     }
-    for problem in &problems {
+    for problem in object_problems
+        .iter()
+        .chain(&record_problems)
+        .chain(&volume_problems.0)
+    {
         eprintln!("kubectl-migrate: {problem}");
     }
     Err(Error::failed(format!(
-        "backup {} failed verification: {} of {} objects are missing or changed",
+        "backup {} failed verification: {}",
         args.name,
-        problems.len(),
-        manifest.counts.total
+        counts.join(", ")
     )))
+}
+
+/// Recomputes the hash of each listed file and returns one line per missing or changed one.
+async fn verify_files(store: &Store, files: &[format::StoredFile]) -> Vec<String> {
+    use futures::StreamExt;
+    let results: Vec<Option<String>> = futures::stream::iter(files)
+        .map(|file| async move {
+            match store.get(&file.key).await {
+                Ok(bytes) if format::sha256_hex(&bytes) == file.sha256 => None,
+                Ok(bytes) => Some(format!(
+                    "{}: SHA-256 {} does not match the manifest's {}",
+                    file.key,
+                    format::sha256_hex(&bytes),
+                    file.sha256
+                )),
+                Err(error) => Some(format!("{}: {error}", file.key)),
+            }
+        })
+        .buffered(32)
+        .collect()
+        .await;
+    results.into_iter().flatten().collect()
 }
 
 /// Recomputes every object's hash and returns one line per missing or changed object.

@@ -9,6 +9,7 @@ pub mod pods;
 pub mod selection;
 pub mod wait;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use clap::Args;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use shared::{Error, Result};
 
 use crate::agent::BackupResult;
+use crate::format::StoredFile;
 use crate::repo::{Repository, SnapshotStats, StoreBackend};
 use crate::store::{CredentialSource, Store, StoreConfig, StoreUrl, resolve_credentials};
 use pods::{AgentLocation, AgentSettings};
@@ -35,18 +37,18 @@ pub struct VolumeBackupArgs {
     #[arg(long)]
     pub default_volumes_to_fs_backup: bool,
 
-    /// Kubelet root folder on the nodes, where emptyDir volumes live (some managed clusters
-    /// use /data/kubelet).
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/kubelet")]
-    pub kubelet_root_dir: String,
-
     #[command(flatten)]
     pub agent: VolumeArgs,
 }
 
 /// Flags of the agent pods that move volume data, for backup and restore.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone)]
 pub struct VolumeArgs {
+    /// Kubelet root folder on the nodes, where emptyDir volumes live (some managed clusters
+    /// use /data/kubelet).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/kubelet")]
+    pub kubelet_root_dir: String,
+
     /// Image of the agent pods that move volume data.
     #[arg(long, value_name = "IMAGE")]
     pub agent_image: Option<String>,
@@ -93,8 +95,21 @@ pub struct VolumeRecord {
 #[derive(Debug, Default)]
 pub struct VolumeBackupSummary {
     pub records: Vec<VolumeRecord>,
+    /// Key and hash of each stored record, in the order of `records`.
+    pub stored: Vec<StoredFile>,
+    /// UID of the pod of each record, in the order of `records`.
+    pub pod_uids: Vec<String>,
     pub skipped: Vec<SkippedVolume>,
     pub failures: Vec<String>,
+}
+
+/// What the volume step of `backup create` adds to the manifest and prints.
+#[derive(Debug, Default)]
+pub struct VolumeBackupStep {
+    /// Summary line for stdout, empty when no volume was selected.
+    pub line: String,
+    /// The stored volume records, for the manifest.
+    pub records: Vec<StoredFile>,
 }
 
 /// Key of a volume record in the location.
@@ -121,14 +136,16 @@ pub async fn read_records(store: &Store, backup: &str) -> Result<Vec<VolumeRecor
     Ok(records)
 }
 
-/// Backs up the selected volumes of the pods in `namespaces` into the location's repository,
-/// one agent pod per volume, and stores a record per volume.
+/// Backs up the selected volumes of the pods in `namespaces` whose UID is in `pod_uids` (the
+/// pods the backup stored or left out as owned) into the location's repository, one agent pod
+/// per volume, and stores a record per volume.
 pub async fn backup_volumes(
     client: &Client,
     store: &Store,
     store_config: &StoreConfig,
     backup: &str,
     namespaces: &[String],
+    pod_uids: &HashSet<String>,
     args: &VolumeBackupArgs,
 ) -> Result<VolumeBackupSummary> {
     let mut summary = VolumeBackupSummary::default();
@@ -143,6 +160,14 @@ pub async fn backup_volumes(
                 source,
             })?;
         for pod in &list.items {
+            if !pod
+                .metadata
+                .uid
+                .as_ref()
+                .is_some_and(|uid| pod_uids.contains(uid))
+            {
+                continue;
+            }
             let PodSelection {
                 selected: chosen,
                 skipped,
@@ -169,7 +194,7 @@ pub async fn backup_volumes(
     )
     .await?;
 
-    let settings = agent_settings(&args.agent, &args.kubelet_root_dir);
+    let settings = agent_settings(&args.agent);
     let location = agent_location(store_config)?;
     let run = AgentRun {
         client,
@@ -195,6 +220,8 @@ pub async fn backup_volumes(
                             record_key(backup, &record.namespace, &record.pod, &record.volume);
                         let bytes = serde_json::to_vec_pretty(&record).map_err(Error::failed)?;
                         store.put(&key, &bytes).await.map_err(Error::failed)?;
+                        summary.stored.push(StoredFile::of(key, &bytes));
+                        summary.pod_uids.push(volume.pod_uid.clone());
                         summary.records.push(record);
                     }
                     Err(error) => summary.failures.push(format!(
@@ -245,8 +272,7 @@ pub async fn restore_volumes(
     }
 
     let password = crate::agent::read_password(args.password_file.as_deref())?;
-    // Restore pods mount claims only, so the kubelet folder is not used.
-    let settings = agent_settings(args, "/var/lib/kubelet");
+    let settings = agent_settings(args);
     let location = agent_location(store_config)?;
     let run = AgentRun {
         client,
@@ -309,7 +335,7 @@ fn selected_namespaces(selected: &[SelectedVolume]) -> Vec<String> {
         .collect()
 }
 
-fn agent_settings(args: &VolumeArgs, kubelet_root_dir: &str) -> AgentSettings {
+fn agent_settings(args: &VolumeArgs) -> AgentSettings {
     let mut run_id = [0u8; 4];
     // The process id is unique enough for names when the random source fails.
     if getrandom::fill(&mut run_id).is_err() {
@@ -320,7 +346,7 @@ fn agent_settings(args: &VolumeArgs, kubelet_root_dir: &str) -> AgentSettings {
             .agent_image
             .clone()
             .unwrap_or_else(shared::agent::default_agent_image),
-        kubelet_root_dir: kubelet_root_dir.to_string(),
+        kubelet_root_dir: args.kubelet_root_dir.clone(),
         cpu_request: args.agent_cpu_request.clone(),
         memory_request: args.agent_memory_request.clone(),
         memory_limit: args.agent_memory_limit.clone(),
@@ -365,6 +391,14 @@ pub fn agent_location(config: &StoreConfig) -> Result<AgentLocation> {
     }
 }
 
+/// Message printed when Ctrl-C stops a run of agent pods, after they are deleted.
+pub const INTERRUPTED: &str = "interrupted: agent pods and secrets deleted";
+
+/// Reports whether a volume step ended because of Ctrl-C.
+pub fn is_interrupted<T>(outcome: &Result<T>) -> bool {
+    matches!(outcome, Err(Error::Exit(code)) if *code == crate::commands::EXIT_INTERRUPTED)
+}
+
 /// One run of agent pods with its Secret; [`AgentRun::guarded`] deletes both at the end.
 struct AgentRun<'a> {
     client: &'a Client,
@@ -375,7 +409,8 @@ struct AgentRun<'a> {
 
 impl AgentRun<'_> {
     /// Creates the run's Secret in each namespace, runs `work`, and deletes the run's pods and
-    /// Secrets afterwards: after success, an error, or Ctrl-C (which then fails the command).
+    /// Secrets afterwards: after success, an error, or Ctrl-C. After Ctrl-C it prints
+    /// [`INTERRUPTED`] and returns `Error::Exit` with the interrupted exit code (130).
     async fn guarded<F: std::future::Future<Output = Result<()>>>(
         &self,
         namespaces: Vec<String>,
@@ -389,11 +424,14 @@ impl AgentRun<'_> {
         let outcome = match created {
             Ok(()) => tokio::select! {
                 result = work => result,
-                _ = tokio::signal::ctrl_c() => Err(Error::failed("interrupted: agent pods and secrets deleted")),
+                _ = tokio::signal::ctrl_c() => Err(Error::Exit(crate::commands::EXIT_INTERRUPTED)),
             },
             Err(error) => Err(error),
         };
         self.clean_up(&namespaces).await;
+        if is_interrupted(&outcome) {
+            eprintln!("kubectl-migrate: {INTERRUPTED}");
+        }
         outcome
     }
 
@@ -528,68 +566,81 @@ pub fn resolve_store_config(args: &crate::cli::LocationArgs) -> Result<StoreConf
     config.resolve(&paths, args)
 }
 
-/// Namespaces that hold objects of a backup, where its pods' volumes are looked for.
-pub fn namespaces_in(manifest: &crate::format::Manifest) -> Vec<String> {
-    let mut namespaces: Vec<String> = manifest
-        .objects
-        .iter()
-        .filter(|entry| entry.object.resource == "pods")
-        .filter_map(|entry| entry.object.namespace.clone())
-        .collect();
-    namespaces.sort();
-    namespaces.dedup();
-    namespaces
-}
-
-/// Copies the selected volumes of the backed-up pods (the volume step of `backup create`) and
-/// returns the line to print. It fails when any selected volume could not be copied.
-///
-/// NOTE: this runs after the resource manifest is written, so a backup whose volumes failed
-/// is listed as Completed; its volume records show which volumes it holds.
+/// Copies the selected volumes of the backed-up pods (the volume step of `backup create`,
+/// run before the manifest is written). A pod whose emptyDir data is copied joins the backup
+/// even when a controller in the backup owns it, because restore needs the pod to put the data
+/// back. It fails when any selected volume could not be copied, and the caller then leaves
+/// the backup without a manifest.
 pub async fn backup_step(
     client: &Client,
     store: &Store,
     location: &crate::cli::LocationArgs,
-    manifest: &crate::format::Manifest,
+    objects: &mut crate::backup::StoredObjects,
     args: &VolumeBackupArgs,
-) -> Result<String> {
-    let namespaces = namespaces_in(manifest);
+) -> Result<VolumeBackupStep> {
+    let mut pods = objects.stored_pods();
+    pods.extend(objects.owned_pods());
+    let pod_uids: HashSet<String> = pods.iter().map(|pod| pod.uid.clone()).collect();
+    let mut namespaces: Vec<String> = pods.into_iter().map(|pod| pod.namespace).collect();
+    namespaces.sort();
+    namespaces.dedup();
     if namespaces.is_empty() {
-        return Ok(String::new());
+        return Ok(VolumeBackupStep::default());
     }
+
     let store_config = resolve_store_config(location)?;
+    let backup = objects.name().to_string();
     let summary = backup_volumes(
         client,
         store,
         &store_config,
-        &manifest.name,
+        &backup,
         &namespaces,
+        &pod_uids,
         args,
     )
     .await?;
     if !summary.failures.is_empty() {
         return Err(Error::failed(format!(
-            "backup {}: {} of {} volumes failed: {}",
-            manifest.name,
+            "backup {backup}: {} of {} volumes failed: {}",
             summary.failures.len(),
             summary.failures.len() + summary.records.len(),
             summary.failures.join("; ")
         )));
     }
+
+    let with_empty_dir: HashSet<String> = summary
+        .records
+        .iter()
+        .zip(&summary.pod_uids)
+        .filter(|(record, _)| record.source == VolumeSource::EmptyDir)
+        .map(|(_, uid)| uid.clone())
+        .collect();
+    objects
+        .keep_owned_pods(
+            store,
+            &with_empty_dir,
+            "its emptyDir data was copied, and restore creates the pod before its controller to put the data back",
+        )
+        .await?;
+
     if summary.records.is_empty() && summary.skipped.is_empty() {
-        return Ok(String::new());
+        return Ok(VolumeBackupStep::default());
     }
     let new_bytes: u64 = summary
         .records
         .iter()
         .map(|record| record.stats.new_bytes)
         .sum();
-    Ok(format!(
-        "volume data: {} volumes copied ({} new bytes), {} not copied\n",
-        summary.records.len(),
-        new_bytes,
-        summary.skipped.len()
-    ))
+    Ok(VolumeBackupStep {
+        line: format!(
+            "volume data: {} volumes copied ({} new bytes), {} not copied\n",
+            summary.records.len(),
+            new_bytes,
+            summary.skipped.len()
+        ),
+        records: summary.stored,
+    })
 }
 
 /// Settings of the restore pods: the location as agents reach it, and the agent flags.
@@ -697,9 +748,20 @@ pub fn details_text(records: &[VolumeRecord]) -> String {
     text
 }
 
+/// Outcome of checking the volume data of a backup.
+#[derive(Debug, Clone)]
+pub struct VolumeVerification {
+    /// Summary line for stdout.
+    pub line: String,
+    /// One line per damaged or missing chunk, pack or snapshot.
+    pub problems: Vec<String>,
+    /// Chunks that opened without error.
+    pub chunks: u64,
+}
+
 /// Opens every chunk that the backup's snapshots refer to (decrypt, decompress, rehash) for
-/// `backup verify`. Returns the summary line and the problems found.
-pub async fn verify_step(store: &Store, backup: &str) -> Result<Option<(String, Vec<String>)>> {
+/// `backup verify`. Returns `None` when the backup has no volume data.
+pub async fn verify_step(store: &Store, backup: &str) -> Result<Option<VolumeVerification>> {
     let records = read_records(store, backup).await?;
     if records.is_empty() {
         return Ok(None);
@@ -732,5 +794,9 @@ pub async fn verify_step(store: &Store, backup: &str) -> Result<Option<(String, 
         "volume data of backup {backup}: {} snapshots, {} chunks ({} bytes) decrypted, decompressed and rehashed\n",
         report.snapshots, report.chunks, report.bytes
     );
-    Ok(Some((line, problems)))
+    Ok(Some(VolumeVerification {
+        line,
+        problems,
+        chunks: report.chunks,
+    }))
 }
