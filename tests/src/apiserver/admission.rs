@@ -174,6 +174,21 @@ pub(crate) fn admit_create(
         "Service" => admit_service(state, store, resource, object, None)?,
         "Pod" => {
             validate_pod_spec(resource, &name, &object["spec"], "spec")?;
+            // Ephemeral containers are added later through pods/ephemeralcontainers only.
+            if object["spec"]["ephemeralContainers"]
+                .as_array()
+                .is_some_and(|containers| !containers.is_empty())
+            {
+                return Err(invalid(
+                    resource,
+                    &name,
+                    vec![Cause {
+                        reason: "FieldValueForbidden",
+                        field: "spec.ephemeralContainers".to_string(),
+                        message: "Forbidden: cannot be set on create".to_string(),
+                    }],
+                ));
+            }
             default_pod_spec(&mut object["spec"]);
             admit_pod_spec(&mut object["spec"]);
             object["status"] = json!({"phase": "Pending", "qosClass": qos_class(&object["spec"])});
