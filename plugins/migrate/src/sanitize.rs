@@ -83,6 +83,9 @@ pub fn sanitize(object: &mut Value, options: SanitizeOptions) {
         "Pod" => {
             if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.remove("nodeName");
+                // API servers reject a Pod create that carries ephemeral containers: they are
+                // debugging sessions added to the running source pod through a subresource.
+                spec.remove("ephemeralContainers");
             }
         }
         "Job" => sanitize_job(object),
@@ -348,6 +351,16 @@ mod tests {
         let mut pod = json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": []}});
         sanitize(&mut pod, SanitizeOptions::default());
         assert_eq!(pod["spec"].get("nodeName"), None);
+    }
+
+    #[test]
+    fn pods_lose_ephemeral_containers() {
+        let mut pod = json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "app", "image": "app:1"}],
+            "ephemeralContainers": [{"name": "debugger", "image": "busybox:1"}]}});
+        sanitize(&mut pod, SanitizeOptions::default());
+        assert_eq!(pod["spec"].get("ephemeralContainers"), None);
+        assert_eq!(pod["spec"]["containers"][0]["name"], "app");
     }
 
     #[test]
