@@ -88,7 +88,9 @@ impl Mappings {
         if !self.images.is_empty() {
             for spec in pod_specs_mut(object) {
                 for list in CONTAINER_LISTS {
-                    for container in spec[list].as_array_mut().into_iter().flatten() {
+                    // `get_mut`, because indexing a missing list would insert a null field.
+                    let containers = spec.get_mut(list).and_then(Value::as_array_mut);
+                    for container in containers.into_iter().flatten() {
                         if let Some(image) = container["image"].as_str() {
                             container["image"] = Value::String(self.map_image(image));
                         }
@@ -217,6 +219,17 @@ mod tests {
             "gcr.io/google-samples-other/x:1"
         );
         assert_eq!(mappings.map_image("quay.io/x/y"), "quay.io/x/y");
+    }
+
+    #[test]
+    fn image_mappings_add_no_container_lists() {
+        let mut pod = json!({"kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "app", "image": "docker.io/library/nginx:1"}]}});
+        mappings().apply(&mut pod);
+        assert_eq!(
+            pod["spec"],
+            json!({"containers": [{"name": "app", "image": "registry.local/mirror/nginx:1"}]})
+        );
     }
 
     #[test]
