@@ -83,8 +83,8 @@ pub fn sanitize(object: &mut Value, options: SanitizeOptions) {
         "Pod" => {
             if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.remove("nodeName");
-                // API servers reject a Pod create that carries ephemeral containers: they are
-                // debugging sessions added to the running source pod through a subresource.
+                // API servers reject a Pod create that carries ephemeral containers. They were
+                // debugging sessions, added to the running source pod through a subresource.
                 spec.remove("ephemeralContainers");
             }
         }
