@@ -33,6 +33,9 @@ pub enum AgentCommand {
     Verify(AgentRepositoryArgs),
     /// List the snapshots of the repository as JSON lines.
     Snapshots(AgentRepositoryArgs),
+    /// Wait until a restore agent has written the marker file (the init container of a pod
+    /// whose emptyDir data is being restored).
+    WaitRestored(AgentWaitRestoredArgs),
 }
 
 /// The repository to open: location URL, S3 settings and password.
@@ -121,8 +124,28 @@ pub struct AgentRestoreArgs {
     /// Volume name, to select the snapshot with --backup.
     #[arg(long, value_name = "NAME")]
     pub volume: Option<String>,
+
+    /// File to write after the snapshot is restored, which the waiting init container of the
+    /// restored pod looks for; its folder must exist.
+    #[arg(long, value_name = "FILE")]
+    pub marker: Option<PathBuf>,
 }
 
+/// Arguments of `agent wait-restored`.
+#[derive(Args, Debug)]
+pub struct AgentWaitRestoredArgs {
+    /// Marker file the restore agent writes after the last volume of the pod.
+    #[arg(long, value_name = "FILE")]
+    pub marker: PathBuf,
+
+    /// Seconds to wait before giving up with exit status 1.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: u64,
+
+    /// Milliseconds between two checks of the marker.
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = 1000)]
+    pub interval: u64,
+}
 /// Result line of `agent backup`.
 #[derive(Debug, Serialize, serde::Deserialize)]
 pub struct BackupResult {
@@ -138,6 +161,7 @@ pub async fn run(command: AgentCommand) -> Result<()> {
         AgentCommand::Restore(args) => restore(args).await,
         AgentCommand::Verify(args) => verify(args).await,
         AgentCommand::Snapshots(args) => snapshots(args).await,
+        AgentCommand::WaitRestored(args) => wait_restored(args).await,
     }
 }
 
@@ -203,7 +227,59 @@ async fn restore(args: AgentRestoreArgs) -> Result<()> {
         &RestoreOptions::default(),
     )
     .await?;
+    if let Some(marker) = &args.marker {
+        write_marker(marker, &id)?;
+    }
     print_json(&serde_json::json!({ "snapshot": id, "restored": stats }))
+}
+
+/// Writes the marker file and flushes it to disk, so that the waiting init container never
+/// sees the marker before the data.
+fn write_marker(marker: &Path, snapshot: &str) -> Result<()> {
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(marker)?;
+        writeln!(file, "{}", serde_json::json!({ "snapshot": snapshot }))?;
+        file.sync_all()
+    };
+    write().map_err(|source| Error::Io {
+        context: format!("failed to write the marker file {}", marker.display()),
+        source,
+    })
+}
+
+/// Waits until the marker file exists. The marker is left in place, so an init container
+/// that runs again (after the pod's sandbox is recreated) passes at once.
+async fn wait_restored(args: AgentWaitRestoredArgs) -> Result<()> {
+    let timeout = std::time::Duration::from_secs(args.timeout);
+    let interval = std::time::Duration::from_millis(args.interval.max(10));
+    let started = std::time::Instant::now();
+    loop {
+        match std::fs::metadata(&args.marker) {
+            Ok(_) => {
+                eprintln!(
+                    "volume data restored: found {} after {}s",
+                    args.marker.display(),
+                    started.elapsed().as_secs()
+                );
+                return Ok(());
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    context: format!("failed to check the marker file {}", args.marker.display()),
+                    source,
+                });
+            }
+        }
+        if started.elapsed() >= timeout {
+            return Err(Error::failed(format!(
+                "timed out after {}s waiting for the volume data of this pod: the marker file {} is missing, so its restore agent pod did not finish. Check the output of `kubectl migrate restore create`; delete this pod to start it without the data",
+                args.timeout,
+                args.marker.display()
+            )));
+        }
+        tokio::time::sleep(interval).await;
+    }
 }
 
 async fn select_snapshot(

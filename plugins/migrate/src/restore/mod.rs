@@ -260,6 +260,19 @@ pub async fn create_restore(
         while let Some(next) = remaining.next_if(|p| p.phase == phase) {
             members.push(next);
         }
+        if phase == Phase::Workloads {
+            // Pods with emptyDir data go first, so their controllers adopt them instead of
+            // creating empty ones.
+            let pods = crate::volumes::restore_pods_with_data(
+                client,
+                store,
+                request,
+                &mut members,
+                &uid_map,
+            )
+            .await?;
+            items.extend(pods);
+        }
         let outcomes = restore_phase(client, request, members, &uid_map, &bar).await;
         let created_crds: Vec<String> = outcomes
             .iter()

@@ -5,6 +5,7 @@
 //! agent pods, reads each pod's one-line JSON result from its log, and deletes both when done,
 //! also after an error or Ctrl-C. Records live at `backups/<name>/volumes/<ns>/<pod>/<volume>.json`.
 
+mod pod_restore;
 pub mod pods;
 pub mod selection;
 pub mod wait;
@@ -24,6 +25,7 @@ use crate::agent::BackupResult;
 use crate::format::StoredFile;
 use crate::repo::{Repository, SnapshotStats, StoreBackend};
 use crate::store::{CredentialSource, Store, StoreConfig, StoreUrl, resolve_credentials};
+pub use pod_restore::restore_pods_with_data;
 use pods::{AgentLocation, AgentSettings};
 pub use selection::{
     PodSelection, SelectedVolume, SkippedVolume, VolumeSource, select_pod_volumes,
@@ -250,16 +252,11 @@ pub async fn restore_volumes(
     let claims: Vec<(String, String, &VolumeRecord)> = records
         .iter()
         .filter_map(|record| match &record.source {
-            VolumeSource::Pvc { claim } => Some((target_namespace(&record.namespace), claim.clone(), record)),
-            VolumeSource::EmptyDir => {
-                // NOTE: emptyDir data is not written back into the new pod; its snapshot stays in
-                // the repository for `kubectl-migrate agent restore`.
-                eprintln!(
-                    "volume {}/{}/{} is an emptyDir: its data is kept in the repository but not restored",
-                    record.namespace, record.pod, record.volume
-                );
-                None
+            VolumeSource::Pvc { claim } => {
+                Some((target_namespace(&record.namespace), claim.clone(), record))
             }
+            // emptyDir data goes into the restored pod, see `restore_pods_with_data`.
+            VolumeSource::EmptyDir => None,
         })
         .collect();
     if claims.is_empty() {
@@ -679,7 +676,10 @@ pub async fn restore_step(
         )));
     };
     if request.dry_run {
-        for record in &records {
+        let claims = records
+            .iter()
+            .filter(|record| matches!(record.source, VolumeSource::Pvc { .. }));
+        for record in claims {
             eprintln!(
                 "dry run: would restore volume {}/{}/{} from snapshot {}",
                 record.namespace, record.pod, record.volume, record.snapshot

@@ -6,7 +6,8 @@
 //! modes (setuid/setgid included) and mtimes, and DAC_OVERRIDE to write into a new volume
 //! whose root folder belongs to another user. The restore set stays within the capabilities
 //! that Pod Security Admission's baseline level allows. No pod is privileged, the root file system is
-//! read-only and privilege escalation is off.
+//! read-only and privilege escalation is off. The init container added to a pod whose emptyDir
+//! data is restored runs as a non-root user with no capabilities at all.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,6 +26,16 @@ pub const DATA_MOUNT: &str = "/data";
 pub const PASSWORD_KEY: &str = "password";
 pub const ACCESS_KEY_ID_KEY: &str = "aws-access-key-id";
 pub const SECRET_ACCESS_KEY_KEY: &str = "aws-secret-access-key";
+/// Init container that keeps a restored pod from starting until its emptyDir data is back.
+pub const RESTORE_WAIT_CONTAINER: &str = "kubectl-migrate-restore-wait";
+/// emptyDir volume added to a restored pod, into which the restore agent writes the marker.
+pub const RESTORE_STATE_VOLUME: &str = "kubectl-migrate-restore";
+/// Mount path of the restore state volume in the init container.
+pub const RESTORE_STATE_MOUNT: &str = "/kubectl-migrate-restore";
+/// Name of the marker file in the restore state volume.
+pub const RESTORE_MARKER: &str = "restored";
+/// User and group id of the init container: the `nonroot` user of the distroless agent image.
+pub const WAIT_USER: i64 = 65532;
 
 /// Settings of the agent pods, from the command line.
 #[derive(Debug, Clone)]
@@ -191,6 +202,127 @@ pub fn restore_pod(
     serde_json::from_value(pod).expect("restore pod spec is valid")
 }
 
+/// The restored pod whose emptyDir volumes a restore agent pod fills, after scheduling.
+#[derive(Debug, Clone, Copy)]
+pub struct EmptyDirTarget<'a> {
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    /// Node the pod was scheduled to.
+    pub node: &'a str,
+    /// UID of the new pod, which names its folder under the kubelet root.
+    pub uid: &'a str,
+}
+
+/// Builds the agent pod that restores one emptyDir volume of a restored pod: on the pod's node,
+/// with the volume's kubelet folder (of the new pod's UID) mounted read-write at the same path.
+/// With `write_marker` (the pod's last volume) it also mounts the pod's restore state volume and
+/// writes the marker there, which releases the pod's init container.
+pub fn empty_dir_restore_pod(
+    target: &EmptyDirTarget,
+    volume: &str,
+    snapshot: &str,
+    write_marker: bool,
+    index: usize,
+    settings: &AgentSettings,
+    location: &AgentLocation,
+) -> Pod {
+    let data_path = empty_dir_path(&settings.kubelet_root_dir, target.uid, volume);
+    let state_path = empty_dir_path(&settings.kubelet_root_dir, target.uid, RESTORE_STATE_VOLUME);
+    let mut args: Vec<String> = [
+        "agent",
+        "restore",
+        "--target",
+        &data_path,
+        "--snapshot",
+        snapshot,
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    if write_marker {
+        args.extend([
+            "--marker".to_string(),
+            format!("{state_path}/{RESTORE_MARKER}"),
+        ]);
+    }
+
+    let name = format!("kubectl-migrate-restore-{}-{index}", settings.run_id);
+    let mut pod = agent_pod(
+        &name,
+        target.namespace,
+        args,
+        settings,
+        location,
+        &["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"],
+    );
+    pod["spec"]["nodeName"] = json!(target.node);
+    // The agent must run where the pod is, whatever taints that node has.
+    pod["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+    add_named_volume(
+        &mut pod,
+        json!({"name": "data", "hostPath": {"path": data_path, "type": "Directory"}}),
+        &data_path,
+        false,
+    );
+    if write_marker {
+        add_named_volume(
+            &mut pod,
+            json!({"name": "state", "hostPath": {"path": state_path, "type": "Directory"}}),
+            &state_path,
+            false,
+        );
+    }
+    serde_json::from_value(pod).expect("emptyDir restore pod spec is valid")
+}
+
+/// Adds to a pod that is about to be restored the init container that waits for its emptyDir
+/// data, and the small emptyDir that receives the marker. The init container goes first, so
+/// neither the pod's own init containers nor its containers start before the data is back. It
+/// runs as a non-root user with no capabilities and mounts only the state volume, so the pod
+/// keeps whatever Pod Security level it had. Leftovers of an earlier restore are replaced.
+pub fn add_restore_wait(pod: &mut Value, settings: &AgentSettings, timeout: Duration) {
+    let spec = &mut pod["spec"];
+    let volumes = spec["volumes"].as_array().cloned().unwrap_or_default();
+    let mut volumes: Vec<Value> = volumes
+        .into_iter()
+        .filter(|volume| volume["name"] != RESTORE_STATE_VOLUME)
+        .collect();
+    volumes.push(json!({"name": RESTORE_STATE_VOLUME, "emptyDir": {"sizeLimit": "1Mi"}}));
+    spec["volumes"] = Value::Array(volumes);
+
+    let mut init_containers: Vec<Value> = spec["initContainers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|container| container["name"] != RESTORE_WAIT_CONTAINER)
+        .collect();
+    let marker = format!("{RESTORE_STATE_MOUNT}/{RESTORE_MARKER}");
+    let mut container = json!({
+        "name": RESTORE_WAIT_CONTAINER,
+        "image": settings.image,
+        "command": ["kubectl-migrate"],
+        "args": ["agent", "wait-restored", "--marker", marker, "--timeout", timeout.as_secs().max(1).to_string()],
+        "volumeMounts": [{"name": RESTORE_STATE_VOLUME, "mountPath": RESTORE_STATE_MOUNT, "readOnly": true}],
+        "securityContext": {
+            "runAsUser": WAIT_USER,
+            "runAsGroup": WAIT_USER,
+            "runAsNonRoot": true,
+            "privileged": false,
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}
+        }
+    });
+    let resources = agent_resources(settings);
+    if resources != json!({"requests": {}}) {
+        container["resources"] = resources;
+    }
+    init_containers.insert(0, container);
+    spec["initContainers"] = Value::Array(init_containers);
+}
+
 /// Kubelet folder of an emptyDir volume on the node.
 pub fn empty_dir_path(kubelet_root_dir: &str, pod_uid: &str, volume: &str) -> String {
     format!(
@@ -218,18 +350,7 @@ fn agent_pod(
         env.push(json!({"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": secret, "key": SECRET_ACCESS_KEY_KEY}}}));
     }
 
-    let mut requests = serde_json::Map::new();
-    if let Some(cpu) = &settings.cpu_request {
-        requests.insert("cpu".into(), json!(cpu));
-    }
-    if let Some(memory) = &settings.memory_request {
-        requests.insert("memory".into(), json!(memory));
-    }
-    let mut resources = json!({"requests": requests});
-    if let Some(limit) = &settings.memory_limit {
-        resources["limits"] = json!({"memory": limit});
-    }
-
+    let resources = agent_resources(settings);
     let mut pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -274,6 +395,22 @@ fn agent_pod(
         );
     }
     pod
+}
+
+/// Requests and limits of an agent container from the `--agent-*` flags.
+fn agent_resources(settings: &AgentSettings) -> Value {
+    let mut requests = serde_json::Map::new();
+    if let Some(cpu) = &settings.cpu_request {
+        requests.insert("cpu".into(), json!(cpu));
+    }
+    if let Some(memory) = &settings.memory_request {
+        requests.insert("memory".into(), json!(memory));
+    }
+    let mut resources = json!({"requests": requests});
+    if let Some(limit) = &settings.memory_limit {
+        resources["limits"] = json!({"memory": limit});
+    }
+    resources
 }
 
 fn add_volume(pod: &mut Value, volume: Value, read_only: bool) {

@@ -111,6 +111,13 @@ pub fn select_pod_volumes(pod: &Pod, default_all: bool) -> PodSelection {
             ));
             continue;
         };
+        if name == super::pods::RESTORE_STATE_VOLUME {
+            selection.skipped.push(skip(
+                &name,
+                "the volume kubectl-migrate adds to restored pods for its marker file, never copied".to_string(),
+            ));
+            continue;
+        }
         let source = match volume_source(volume) {
             Ok(source) => source,
             Err(reason) => {

@@ -84,6 +84,147 @@ pub fn pod_state(pod: &Pod) -> PodState {
     PodState::Pending
 }
 
+/// State of a restored pod whose emptyDir volumes wait for their data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataPodState {
+    /// Scheduled, and its volumes are set up on the node: its init container has started.
+    Ready { node: String, uid: String },
+    /// Ended, or cannot start, with the reason.
+    Failed(String),
+    /// Not scheduled; the text is the scheduler's message.
+    Unschedulable(String),
+    /// Still on its way.
+    Pending,
+}
+
+/// Classifies a restored pod that carries the init container `wait_container`. The kubelet sets
+/// up a pod's volumes before its first init container starts, so a started init container
+/// (or a Running pod) means the emptyDir folders exist on the node.
+pub fn data_pod_state(pod: &Pod, wait_container: &str) -> DataPodState {
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.node_name.clone())
+        .filter(|node| !node.is_empty());
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let Some(status) = &pod.status else {
+        return DataPodState::Pending;
+    };
+    let ready = |node: Option<String>| match node {
+        Some(node) => DataPodState::Ready {
+            node,
+            uid: uid.clone(),
+        },
+        None => DataPodState::Pending,
+    };
+    match status.phase.as_deref() {
+        Some("Failed") => {
+            let reason = [status.reason.as_deref(), status.message.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": ");
+            return DataPodState::Failed(if reason.is_empty() {
+                "pod failed".to_string()
+            } else {
+                reason
+            });
+        }
+        Some("Running" | "Succeeded") => return ready(node),
+        _ => {}
+    }
+
+    let wait = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .find(|container| container.name == wait_container)
+        .and_then(|container| container.state.as_ref());
+    if let Some(state) = wait {
+        if state.running.is_some() || state.terminated.is_some() {
+            return ready(node);
+        }
+        if let Some(waiting) = &state.waiting {
+            let reason = waiting.reason.as_deref().unwrap_or_default();
+            if STUCK_WAITING_REASONS.contains(&reason) {
+                let message = waiting.message.as_deref().unwrap_or_default();
+                return DataPodState::Failed(format!(
+                    "init container {wait_container} cannot start: {reason}: {message}"
+                ));
+            }
+        }
+    }
+    let unscheduled = status.conditions.iter().flatten().find(|condition| {
+        condition.type_ == "PodScheduled"
+            && condition.status == "False"
+            && condition.reason.as_deref() == Some("Unschedulable")
+    });
+    if let Some(condition) = unscheduled {
+        return DataPodState::Unschedulable(condition.message.clone().unwrap_or_default());
+    }
+    DataPodState::Pending
+}
+
+/// Waits until a restored pod is scheduled and its volumes are set up, and returns its node
+/// and UID. A failure, a long unschedulable state or the total limit ends the wait with the
+/// reason and the pod's warning events.
+pub async fn wait_for_data_pod(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    wait_container: &str,
+    limits: WaitLimits,
+) -> Result<(String, String), String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let started = Instant::now();
+    let mut unschedulable_since: Option<Instant> = None;
+
+    loop {
+        let pod = pods
+            .get(name)
+            .await
+            .map_err(|error| format!("failed to read pod {namespace}/{name}: {error}"))?;
+        match data_pod_state(&pod, wait_container) {
+            DataPodState::Ready { node, uid } => return Ok((node, uid)),
+            DataPodState::Failed(reason) => {
+                return Err(with_events(
+                    client,
+                    namespace,
+                    name,
+                    format!("pod {namespace}/{name} failed: {reason}"),
+                )
+                .await);
+            }
+            DataPodState::Unschedulable(message) => {
+                let since = *unschedulable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= limits.unschedulable {
+                    return Err(with_events(
+                        client,
+                        namespace,
+                        name,
+                        format!("pod {namespace}/{name} cannot be scheduled: {message}"),
+                    )
+                    .await);
+                }
+            }
+            DataPodState::Pending => unschedulable_since = None,
+        }
+        if started.elapsed() >= limits.total {
+            return Err(with_events(
+                client,
+                namespace,
+                name,
+                format!(
+                    "pod {namespace}/{name} was not scheduled with its volumes set up within {}s: raise --volume-timeout",
+                    limits.total.as_secs()
+                ),
+            )
+            .await);
+        }
+        tokio::time::sleep(limits.poll).await;
+    }
+}
+
 /// Limits of one wait.
 #[derive(Debug, Clone, Copy)]
 pub struct WaitLimits {
@@ -252,6 +393,92 @@ mod tests {
             PodState::Failed(
                 "container cannot start: ImagePullBackOff: Back-off pulling image".into()
             )
+        );
+    }
+
+    const WAIT: &str = "kubectl-migrate-restore-wait";
+
+    fn data_pod(node: Option<&str>, status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "uid": "new-uid"},
+            "spec": {"nodeName": node, "containers": []},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    fn init_status(state: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"phase": "Pending", "initContainerStatuses": [
+            {"name": WAIT, "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": state}
+        ]})
+    }
+
+    #[test]
+    fn data_pod_ready_when_init_container_runs() {
+        let pod = data_pod(
+            Some("node-2"),
+            init_status(serde_json::json!({"running": {}})),
+        );
+        assert_eq!(
+            data_pod_state(&pod, WAIT),
+            DataPodState::Ready {
+                node: "node-2".into(),
+                uid: "new-uid".into()
+            }
+        );
+    }
+
+    #[test]
+    fn data_pod_pending_while_volumes_are_set_up() {
+        let pod = data_pod(
+            Some("node-2"),
+            init_status(serde_json::json!({"waiting": {"reason": "PodInitializing"}})),
+        );
+        assert_eq!(data_pod_state(&pod, WAIT), DataPodState::Pending);
+    }
+
+    #[test]
+    fn data_pod_running_counts_as_ready() {
+        let pod = data_pod(Some("node-1"), serde_json::json!({"phase": "Running"}));
+        assert!(matches!(
+            data_pod_state(&pod, WAIT),
+            DataPodState::Ready { .. }
+        ));
+    }
+
+    #[test]
+    fn data_pod_without_node_is_pending() {
+        let pod = data_pod(None, serde_json::json!({"phase": "Pending"}));
+        assert_eq!(data_pod_state(&pod, WAIT), DataPodState::Pending);
+    }
+
+    #[test]
+    fn data_pod_image_pull_failure_names_init_container() {
+        let pod = data_pod(
+            Some("node-1"),
+            init_status(
+                serde_json::json!({"waiting": {"reason": "ErrImagePull", "message": "not found"}}),
+            ),
+        );
+        assert_eq!(
+            data_pod_state(&pod, WAIT),
+            DataPodState::Failed(
+                "init container kubectl-migrate-restore-wait cannot start: ErrImagePull: not found"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn data_pod_unschedulable_carries_message() {
+        let pod = data_pod(
+            None,
+            serde_json::json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
+                "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available"}]}),
+        );
+        assert_eq!(
+            data_pod_state(&pod, WAIT),
+            DataPodState::Unschedulable("0/1 nodes are available".into())
         );
     }
 
