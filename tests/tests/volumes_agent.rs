@@ -384,3 +384,109 @@ fn walk_files(root: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+fn wait_restored(marker: &Path, timeout: &str) -> Output {
+    ensure_built(&["migrate"]);
+    Command::new(bin_dir().join("kubectl-migrate"))
+        .args(["agent", "wait-restored", "--marker"])
+        .arg(marker)
+        .args(["--timeout", timeout, "--interval", "50"])
+        .output()
+        .expect("failed to run kubectl-migrate")
+}
+
+#[test]
+fn wait_restored_passes_on_marker() {
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("restored");
+    std::fs::write(&marker, "{}\n").unwrap();
+    let started = std::time::Instant::now();
+    let output = wait_restored(&marker, "30");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // The marker stays, so an init container that runs again passes at once.
+    assert!(marker.exists());
+}
+
+#[test]
+fn wait_restored_sees_marker_written_later() {
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("restored");
+    let writer = {
+        let marker = marker.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::fs::write(&marker, "{}\n").unwrap();
+        })
+    };
+    let output = wait_restored(&marker, "30");
+    writer.join().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn wait_restored_times_out_without_marker() {
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("restored");
+    let started = std::time::Instant::now();
+    let output = wait_restored(&marker, "1");
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(elapsed >= std::time::Duration::from_secs(1), "{elapsed:?}");
+    assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "timed out after 1s waiting for the volume data of this pod: the marker file {} is missing",
+            marker.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn restore_writes_marker_after_data() {
+    let work = tempfile::tempdir().unwrap();
+    let location = folder_location(work.path());
+    let volume = work.path().join("volume");
+    std::fs::create_dir_all(&volume).unwrap();
+    std::fs::write(volume.join("payload"), noise(7, 100_000)).unwrap();
+    let source = volume.display().to_string();
+    let backup = success_json(&agent(&location, PASSWORD, &backup_args(&source, "b1")));
+    let snapshot = backup["snapshot"].as_str().unwrap();
+
+    let target = work.path().join("restored");
+    let state = work.path().join("state");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::create_dir(&state).unwrap();
+    let marker = state.join("restored");
+    let restore = agent(
+        &location,
+        PASSWORD,
+        &[
+            "restore",
+            "--target",
+            target.to_str().unwrap(),
+            "--snapshot",
+            snapshot,
+            "--marker",
+            marker.to_str().unwrap(),
+        ],
+    );
+    success_json(&restore);
+    assert_eq!(
+        std::fs::read(target.join("payload")).unwrap(),
+        noise(7, 100_000)
+    );
+    let text = std::fs::read_to_string(&marker).unwrap();
+    assert!(text.contains(snapshot), "{text}");
+    assert!(!target.join("restored").exists());
+}

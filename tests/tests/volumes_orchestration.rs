@@ -1,7 +1,8 @@
 //! Volume data through the test API server. The backup tests check the agent pods that
 //! `backup create` starts (node, mounts, security context, cleanup) and annotation handling.
-//! The restore tests check that the claim is filled before the workload is created, and that
-//! a restore pod that cannot run stops the restore with the reason.
+//! The restore tests check that the claim is filled before the workload is created, that an
+//! emptyDir's data reaches the new pod before its controller exists, and that a restore pod
+//! that cannot run stops the restore with the reason.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use testkit::apiserver::{KubeletOptions, ServerOptions, TestServer};
+use testkit::apiserver::{KUBELET_ROOT_ANNOTATION, KubeletOptions, ServerOptions, TestServer};
 use testkit::plugins::{self, bin_dir, ensure_built};
 
 const PASSWORD: &str = "orchestration-password";
@@ -150,11 +151,16 @@ struct PodWatch {
 
 impl PodWatch {
     fn start(kubeconfig: &Path, namespace: &str) -> PodWatch {
+        PodWatch::start_for(kubeconfig, "pods", namespace)
+    }
+
+    /// Watches objects of another resource type, such as statefulsets.
+    fn start_for(kubeconfig: &Path, resource: &str, namespace: &str) -> PodWatch {
         let child = plugins::kubectl()
             .env("KUBECONFIG", kubeconfig)
             .args([
                 "get",
-                "pods",
+                resource,
                 "-n",
                 namespace,
                 "--watch",
@@ -823,4 +829,311 @@ fn interrupted_volume_step_leaves_backup_incomplete() {
     let pods = get_json(kubeconfig, &["pods", "-n", "shop"]);
     assert_eq!(pods["items"].as_array().unwrap().len(), 1, "{pods}");
     assert!(agent_secrets(&server, "shop").is_empty());
+}
+
+/// A StatefulSet `cache` in namespace shop and its pod cache-0, which the StatefulSet owns and
+/// whose emptyDir `scratch` is annotated for backup. The simulated kubelet creates the emptyDir
+/// folder under `kubelet_root`.
+fn apply_stateful_cache(kubeconfig: &Path, kubelet_root: &Path) -> Value {
+    apply(
+        kubeconfig,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    );
+    let volumes = json!([{"name": "scratch", "emptyDir": {}}]);
+    let containers = json!([{"name": "cache", "image": "redis:7",
+        "volumeMounts": [{"name": "scratch", "mountPath": "/data"}]}]);
+    apply(
+        kubeconfig,
+        &json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "cache", "namespace": "shop"},
+            "spec": {
+                "serviceName": "cache", "replicas": 1,
+                "selector": {"matchLabels": {"app": "cache"}},
+                "template": {
+                    "metadata": {"labels": {"app": "cache"}},
+                    "spec": {"containers": containers, "volumes": volumes}
+                }
+            }
+        }),
+    );
+    let statefulset = get_json(kubeconfig, &["statefulset", "cache", "-n", "shop"]);
+    apply(
+        kubeconfig,
+        &json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": "cache-0", "namespace": "shop",
+                "labels": {"app": "cache", "statefulset.kubernetes.io/pod-name": "cache-0"},
+                "annotations": {
+                    "backup.velero.io/backup-volumes": "scratch",
+                    KUBELET_ROOT_ANNOTATION: kubelet_root.to_str().unwrap()
+                },
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "cache",
+                    "uid": statefulset["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]
+            },
+            "spec": {"containers": containers, "volumes": volumes}
+        }),
+    );
+    wait_until_running(kubeconfig, "shop", "cache-0")
+}
+
+/// Waits (bounded) until a pod is Running and returns it.
+fn wait_until_running(kubeconfig: &Path, namespace: &str, name: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pod = get_json(kubeconfig, &["pod", name, "-n", namespace]);
+        if pod["status"]["phase"] == "Running" {
+            return pod;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pod {name} is not Running: {pod}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Describes every entry under a folder (path, type, mode, mtime, content or link target),
+/// sorted by path, so that two trees compare with one assert.
+fn tree_listing(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+
+    let mut listing = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let metadata = std::fs::symlink_metadata(&path).unwrap();
+            let relative = path.strip_prefix(root).unwrap().display().to_string();
+            let mode = metadata.mode() & 0o7777;
+            let detail = if metadata.is_symlink() {
+                format!("-> {}", std::fs::read_link(&path).unwrap().display())
+            } else if metadata.is_dir() {
+                pending.push(path.clone());
+                "dir".to_string()
+            } else {
+                let content = std::fs::read(&path).unwrap();
+                format!(
+                    "{} bytes, mtime {}, starts {:?}",
+                    content.len(),
+                    metadata.mtime(),
+                    String::from_utf8_lossy(&content[..content.len().min(16)])
+                )
+            };
+            listing.push(format!("{relative} {mode:o} {detail}"));
+        }
+    }
+    listing.sort();
+    listing
+}
+
+#[test]
+fn empty_dir_data_reaches_restored_pod() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("source")).unwrap();
+    std::fs::create_dir_all(work.path().join("target")).unwrap();
+    let source = ServerProcess::start(&work.path().join("source"));
+    let target = ServerProcess::start(&work.path().join("target"));
+    // Both simulated nodes keep their kubelet folders here; pod UIDs keep them apart.
+    let kubelet_root = work.path().join("kubelet");
+    let location = format!("file://{}", work.path().join("location").display());
+
+    // The emptyDir of the source pod, with a file tree to carry over.
+    let pod = apply_stateful_cache(&source.kubeconfig, &kubelet_root);
+    let old_uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    let scratch = kubelet_root.join(format!(
+        "pods/{old_uid}/volumes/kubernetes.io~empty-dir/scratch"
+    ));
+    std::fs::create_dir_all(scratch.join("cache/shard-1")).unwrap();
+    std::fs::write(
+        scratch.join("cache/shard-1/entries.db"),
+        "row\n".repeat(5_000),
+    )
+    .unwrap();
+    std::fs::write(scratch.join("lock"), b"1").unwrap();
+    std::os::unix::fs::symlink("cache/shard-1/entries.db", scratch.join("current")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(scratch.join("lock"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let original = tree_listing(&scratch);
+
+    // Backup: the StatefulSet owns the pod, and the pod is kept for its emptyDir data.
+    let backup = plugins::run(migrate(&source.kubeconfig, work.path()).args([
+        "backup",
+        "create",
+        "cache-1",
+        "--include-namespaces",
+        "shop",
+        "--location",
+        &location,
+        "--kubelet-root-dir",
+        kubelet_root.to_str().unwrap(),
+        "--agent-image",
+        LOCAL_AGENT_IMAGE,
+    ]));
+    assert!(
+        backup.status.success(),
+        "backup failed: {}",
+        plugins::stderr(&backup)
+    );
+    let backup_folder = work.path().join("location/backups/cache-1");
+    assert!(
+        backup_folder
+            .join("resources/core/v1/pods/shop/cache-0.json")
+            .is_file()
+    );
+    let log = std::fs::read_to_string(backup_folder.join("backup.log")).unwrap();
+    assert!(
+        log.contains(
+            "kept pod shop/cache-0 although StatefulSet cache owns it: its emptyDir data was copied"
+        ),
+        "{log}"
+    );
+
+    // A server-side dry run lists the steps and creates nothing. Its creates need the
+    // namespace to exist, because a dry run does not create it.
+    apply(
+        &target.kubeconfig,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    );
+    let dry_run = plugins::run(migrate(&target.kubeconfig, work.path()).args([
+        "restore",
+        "create",
+        "--from-backup",
+        "cache-1",
+        "--location",
+        &location,
+        "--kubelet-root-dir",
+        kubelet_root.to_str().unwrap(),
+        "--agent-image",
+        LOCAL_AGENT_IMAGE,
+        "--dry-run",
+        "server",
+    ]));
+    let dry_stderr = plugins::stderr(&dry_run);
+    assert!(
+        dry_run.status.success(),
+        "{dry_stderr}\n{}",
+        plugins::stdout(&dry_run)
+    );
+    assert!(
+        dry_stderr.contains("dry run: would create pod shop/cache-0 before its controller, with init container kubectl-migrate-restore-wait"),
+        "{dry_stderr}"
+    );
+    assert!(
+        dry_stderr.contains(&format!(
+            "dry run: would then restore emptyDir scratch of pod shop/cache-0 from snapshot "
+        )),
+        "{dry_stderr}"
+    );
+    let pods = get_json(&target.kubeconfig, &["pods", "-n", "shop"]);
+    assert!(pods["items"].as_array().unwrap().is_empty(), "{pods}");
+
+    // Restore into the second server, watching the order of creation.
+    let pod_watch = PodWatch::start(&target.kubeconfig, "shop");
+    let statefulset_watch = PodWatch::start_for(&target.kubeconfig, "statefulsets", "shop");
+    std::thread::sleep(Duration::from_millis(500));
+    let restore = plugins::run(migrate(&target.kubeconfig, work.path()).args([
+        "restore",
+        "create",
+        "--from-backup",
+        "cache-1",
+        "--location",
+        &location,
+        "--kubelet-root-dir",
+        kubelet_root.to_str().unwrap(),
+        "--agent-image",
+        LOCAL_AGENT_IMAGE,
+    ]));
+    std::thread::sleep(Duration::from_millis(500));
+    let pod_events = pod_watch.stop();
+    let statefulset_events = statefulset_watch.stop();
+    let stderr = plugins::stderr(&restore);
+    assert!(restore.status.success(), "restore failed: {stderr}");
+    assert!(
+        stderr.contains("volume data restored into pod shop/cache-0: scratch"),
+        "{stderr}"
+    );
+
+    // The pod: a new UID, the waiting init container first, no owner until the controller
+    // adopts it.
+    let pod = get_json(&target.kubeconfig, &["pod", "cache-0", "-n", "shop"]);
+    let new_uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    assert_ne!(new_uid, old_uid);
+    let init = &pod["spec"]["initContainers"][0];
+    assert_eq!(init["name"], "kubectl-migrate-restore-wait");
+    assert_eq!(init["image"], LOCAL_AGENT_IMAGE);
+    assert_eq!(init["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        init["securityContext"]["capabilities"],
+        json!({"drop": ["ALL"]})
+    );
+    assert_eq!(pod["metadata"]["ownerReferences"], Value::Null);
+
+    // Created before its controller: the pod's ADDED event has the lower resourceVersion.
+    let added_version = |events: &[(String, Value)], name: &str| -> u64 {
+        events
+            .iter()
+            .find(|(kind, object)| kind == "ADDED" && object["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no ADDED event for {name} in {events:?}"))
+            .1["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        added_version(&pod_events, "cache-0") < added_version(&statefulset_events, "cache"),
+        "the StatefulSet was created before its pod"
+    );
+
+    // The restore agent pod ran on the pod's node with the folder of the NEW UID.
+    let agent = pod_events
+        .iter()
+        .find(|(kind, object)| {
+            kind == "ADDED"
+                && object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("kubectl-migrate-restore-")
+        })
+        .map(|(_, object)| object.clone())
+        .unwrap_or_else(|| panic!("no restore agent pod in {pod_events:?}"));
+    assert_eq!(agent["spec"]["nodeName"], pod["spec"]["nodeName"]);
+    let restored = kubelet_root.join(format!(
+        "pods/{new_uid}/volumes/kubernetes.io~empty-dir/scratch"
+    ));
+    assert_eq!(
+        volume_named(&agent, "data")["hostPath"],
+        json!({"path": restored.to_str().unwrap(), "type": "Directory"})
+    );
+    let agent_name = agent["metadata"]["name"].as_str().unwrap();
+    assert!(
+        pod_events
+            .iter()
+            .any(|(kind, object)| kind == "DELETED" && object["metadata"]["name"] == agent_name)
+    );
+    assert!(agent_secrets_at(&target.kubeconfig, "shop").is_empty());
+
+    // The data equals the original tree, and the marker sits in the state volume.
+    assert_eq!(tree_listing(&restored), original);
+    let marker = kubelet_root.join(format!(
+        "pods/{new_uid}/volumes/kubernetes.io~empty-dir/kubectl-migrate-restore/restored"
+    ));
+    let marker_text = std::fs::read_to_string(&marker).unwrap();
+    assert!(marker_text.contains("\"snapshot\""), "{marker_text}");
+}
+
+fn agent_secrets_at(kubeconfig: &Path, namespace: &str) -> Vec<String> {
+    let secrets = get_json(kubeconfig, &["secrets", "-n", namespace]);
+    secrets["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|secret| secret["metadata"]["name"].as_str().unwrap().to_string())
+        .filter(|name| name.starts_with("kubectl-migrate-volumes-"))
+        .collect()
 }

@@ -1,5 +1,6 @@
 //! The simulated kubelet and scheduler: Node objects, pod placement by nodeName, nodeSelector
-//! and taints, Running status with pod IPs, and local processes for configured agent images.
+//! and taints, Running status with pod IPs, local processes for configured agent images, and
+//! emptyDir folders for pods that name a kubelet root dir in an annotation.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -377,6 +378,7 @@ fn schedule_and_start(state: &Arc<ServerState>, namespace: &str, name: &str, uid
         return;
     };
     updated["spec"]["nodeName"] = json!(node_name);
+    create_empty_dirs(&pod);
     let host_ip = node["status"]["addresses"][0]["address"].clone();
     let ip = pod_ip(state, &node);
     let image = pod["spec"]["containers"][0]["image"]
@@ -444,6 +446,40 @@ fn schedule_and_start(state: &Arc<ServerState>, namespace: &str, name: &str, uid
     match (local_dir, single) {
         (Some(dir), true) => start_local_process(state, &stored, &dir),
         _ => super::process::enforce_deadline(state, &stored),
+    }
+}
+
+/// Pod annotation naming a folder that plays the kubelet root dir for this pod: the kubelet
+/// creates its emptyDir folders there, as a real kubelet does under /var/lib/kubelet, before the
+/// pod is Running. Without it no folder is created.
+pub const KUBELET_ROOT_ANNOTATION: &str = "test-apiserver.kubectl-plugins.io/kubelet-root-dir";
+
+/// Creates `<root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<volume>` (mode 0777, as the
+/// kubelet does) for each emptyDir volume of a pod annotated with [`KUBELET_ROOT_ANNOTATION`].
+fn create_empty_dirs(pod: &Value) {
+    use std::os::unix::fs::PermissionsExt;
+
+    let Some(root) = pod["metadata"]["annotations"][KUBELET_ROOT_ANNOTATION].as_str() else {
+        return;
+    };
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
+    let volumes = pod["spec"]["volumes"].as_array().cloned().unwrap_or_default();
+    for volume in volumes.iter().filter(|v| v.get("emptyDir").is_some()) {
+        let name = volume["name"].as_str().unwrap_or("");
+        let folder = std::path::Path::new(root)
+            .join("pods")
+            .join(uid)
+            .join("volumes/kubernetes.io~empty-dir")
+            .join(name);
+        let created = std::fs::create_dir_all(&folder).and_then(|()| {
+            std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777))
+        });
+        if let Err(error) = created {
+            eprintln!(
+                "test-apiserver: failed to create emptyDir folder {}: {error}",
+                folder.display()
+            );
+        }
     }
 }
 

@@ -557,4 +557,178 @@ mod tests {
             json!(["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"])
         );
     }
+    fn args_of(container: &Value) -> Vec<String> {
+        container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|arg| arg.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn app_pod() -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "cache-0", "namespace": "shop"},
+            "spec": {
+                "initContainers": [{"name": "migrate-db", "image": "tools:1"}],
+                "containers": [{"name": "app", "image": "app:1"}],
+                "volumes": [{"name": "scratch", "emptyDir": {}}]
+            }
+        })
+    }
+
+    #[test]
+    fn restore_wait_runs_first_without_privileges() {
+        let mut pod = app_pod();
+        add_restore_wait(&mut pod, &settings(), Duration::from_secs(120));
+
+        let init = pod["spec"]["initContainers"].as_array().unwrap();
+        assert_eq!(init.len(), 2);
+        assert_eq!(init[0]["name"], RESTORE_WAIT_CONTAINER);
+        assert_eq!(init[1]["name"], "migrate-db");
+        let wait = &init[0];
+        assert_eq!(wait["image"], "agent:1");
+        assert_eq!(wait["command"], json!(["kubectl-migrate"]));
+        assert_eq!(
+            args_of(wait),
+            [
+                "agent",
+                "wait-restored",
+                "--marker",
+                "/kubectl-migrate-restore/restored",
+                "--timeout",
+                "120"
+            ]
+        );
+        let security = &wait["securityContext"];
+        assert_eq!(security["runAsNonRoot"], true);
+        assert_eq!(security["runAsUser"], WAIT_USER);
+        assert_eq!(security["allowPrivilegeEscalation"], false);
+        assert_eq!(security["readOnlyRootFilesystem"], true);
+        assert_eq!(security["capabilities"], json!({"drop": ["ALL"]}));
+        assert_eq!(
+            wait["volumeMounts"],
+            json!([{"name": RESTORE_STATE_VOLUME, "mountPath": RESTORE_STATE_MOUNT, "readOnly": true}])
+        );
+        assert_eq!(wait["resources"]["requests"]["memory"], "256Mi");
+        assert_eq!(
+            pod["spec"]["volumes"],
+            json!([
+                {"name": "scratch", "emptyDir": {}},
+                {"name": RESTORE_STATE_VOLUME, "emptyDir": {"sizeLimit": "1Mi"}}
+            ])
+        );
+        let parsed: Result<Pod, _> = serde_json::from_value(pod);
+        assert!(parsed.is_ok(), "{parsed:?}");
+    }
+
+    #[test]
+    fn restore_wait_replaces_an_earlier_one() {
+        let mut pod = app_pod();
+        add_restore_wait(&mut pod, &settings(), Duration::from_secs(120));
+        add_restore_wait(&mut pod, &settings(), Duration::from_secs(60));
+        let init = pod["spec"]["initContainers"].as_array().unwrap();
+        assert_eq!(init.len(), 2);
+        assert_eq!(args_of(&init[0]).last().unwrap(), "60");
+        assert_eq!(pod["spec"]["volumes"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn restore_wait_adds_init_containers_to_a_pod_without_any() {
+        let mut pod = app_pod();
+        pod["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("initContainers");
+        add_restore_wait(&mut pod, &settings(), Duration::from_secs(5));
+        let init = pod["spec"]["initContainers"].as_array().unwrap();
+        assert_eq!(init.len(), 1);
+        assert_eq!(init[0]["name"], RESTORE_WAIT_CONTAINER);
+    }
+
+    fn target() -> EmptyDirTarget<'static> {
+        EmptyDirTarget {
+            namespace: "shop",
+            pod: "cache-0",
+            node: "node-3",
+            uid: "new-uid",
+        }
+    }
+
+    #[test]
+    fn empty_dir_restore_pod_writes_new_uid_folder() {
+        let pod = empty_dir_restore_pod(
+            &target(),
+            "scratch",
+            "snap1",
+            true,
+            2,
+            &settings(),
+            &s3_location(),
+        );
+        let value = serde_json::to_value(&pod).unwrap();
+        let data = "/var/lib/kubelet/pods/new-uid/volumes/kubernetes.io~empty-dir/scratch";
+        let state =
+            "/var/lib/kubelet/pods/new-uid/volumes/kubernetes.io~empty-dir/kubectl-migrate-restore";
+        assert_eq!(
+            value["metadata"]["name"],
+            "kubectl-migrate-restore-abc123-2"
+        );
+        assert_eq!(value["spec"]["nodeName"], "node-3");
+        assert_eq!(
+            value["spec"]["tolerations"],
+            json!([{"operator": "Exists"}])
+        );
+        assert_eq!(
+            value["spec"]["volumes"],
+            json!([
+                {"name": "data", "hostPath": {"path": data, "type": "Directory"}},
+                {"name": "state", "hostPath": {"path": state, "type": "Directory"}}
+            ])
+        );
+        let container = &value["spec"]["containers"][0];
+        assert_eq!(
+            container["volumeMounts"],
+            json!([
+                {"name": "data", "mountPath": data, "readOnly": false},
+                {"name": "state", "mountPath": state, "readOnly": false}
+            ])
+        );
+        let args = args_of(container);
+        assert_eq!(
+            args[..8],
+            [
+                "agent",
+                "restore",
+                "--target",
+                data,
+                "--snapshot",
+                "snap1",
+                "--marker",
+                &format!("{state}/restored")
+            ]
+        );
+        assert_eq!(
+            container["securityContext"]["capabilities"],
+            json!({"drop": ["ALL"], "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"]})
+        );
+        assert_eq!(container["securityContext"]["privileged"], false);
+    }
+
+    #[test]
+    fn empty_dir_restore_pod_without_marker() {
+        let pod = empty_dir_restore_pod(
+            &target(),
+            "scratch",
+            "snap1",
+            false,
+            0,
+            &settings(),
+            &s3_location(),
+        );
+        let value = serde_json::to_value(&pod).unwrap();
+        assert_eq!(value["spec"]["volumes"].as_array().unwrap().len(), 1);
+        assert!(!args_of(&value["spec"]["containers"][0]).contains(&"--marker".to_string()));
+    }
 }

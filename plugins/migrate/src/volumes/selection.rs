@@ -314,4 +314,26 @@ mod tests {
                 .starts_with("pod is not running")
         );
     }
+
+    #[test]
+    fn restore_state_volume_is_never_copied() {
+        let mut pod = pod(&[], true);
+        pod.spec.as_mut().unwrap().volumes.as_mut().unwrap().push(
+            serde_json::from_value(
+                serde_json::json!({"name": "kubectl-migrate-restore", "emptyDir": {}}),
+            )
+            .unwrap(),
+        );
+        let selection = select_pod_volumes(&pod, true);
+        assert!(
+            !selected_names(&selection).contains(&"kubectl-migrate-restore"),
+            "{selection:?}"
+        );
+        assert!(
+            selection
+                .skipped
+                .iter()
+                .any(|s| s.volume == "kubectl-migrate-restore")
+        );
+    }
 }
