@@ -33,6 +33,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use faults::FaultInjector;
+pub use kubelet::KUBELET_ROOT_ANNOTATION;
 
 /// Settings of one [`TestServer`].
 #[derive(Debug, Clone)]
