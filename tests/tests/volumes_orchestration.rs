@@ -835,6 +835,16 @@ fn interrupted_volume_step_leaves_backup_incomplete() {
 /// whose emptyDir `scratch` is annotated for backup. The simulated kubelet creates the emptyDir
 /// folder under `kubelet_root`.
 fn apply_stateful_cache(kubeconfig: &Path, kubelet_root: &Path) -> Value {
+    apply_stateful_cache_with(kubeconfig, kubelet_root, "scratch")
+}
+
+/// Same as [`apply_stateful_cache`], with `backup_volumes` as the pod's
+/// backup.velero.io/backup-volumes annotation (empty for none).
+fn apply_stateful_cache_with(
+    kubeconfig: &Path,
+    kubelet_root: &Path,
+    backup_volumes: &str,
+) -> Value {
     apply(
         kubeconfig,
         &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
@@ -866,7 +876,7 @@ fn apply_stateful_cache(kubeconfig: &Path, kubelet_root: &Path) -> Value {
                 "name": "cache-0", "namespace": "shop",
                 "labels": {"app": "cache", "statefulset.kubernetes.io/pod-name": "cache-0"},
                 "annotations": {
-                    "backup.velero.io/backup-volumes": "scratch",
+                    "backup.velero.io/backup-volumes": backup_volumes,
                     KUBELET_ROOT_ANNOTATION: kubelet_root.to_str().unwrap()
                 },
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "cache",
@@ -1136,4 +1146,145 @@ fn agent_secrets_at(kubeconfig: &Path, namespace: &str) -> Vec<String> {
         .map(|secret| secret["metadata"]["name"].as_str().unwrap().to_string())
         .filter(|name| name.starts_with("kubectl-migrate-volumes-"))
         .collect()
+}
+
+/// Writes a backup of the StatefulSet cache and its pod (kept with --include-owned, no agent
+/// runs) and a hand-written record that says emptyDir scratch of shop/cache-0 holds `snap-e`.
+fn write_empty_dir_backup(server: &TestServer, home: &Path, location: &str) {
+    apply_stateful_cache_with(server.kubeconfig(), &home.join("kubelet"), "");
+    let output = plugins::run(migrate(server.kubeconfig(), home).args([
+        "backup",
+        "create",
+        "with-data",
+        "--include-namespaces",
+        "shop",
+        "--include-owned",
+        "--location",
+        location,
+    ]));
+    assert!(output.status.success(), "{}", plugins::stderr(&output));
+
+    let folder = Path::new(location.trim_start_matches("file://"));
+    let record = folder.join("backups/with-data/volumes/shop/cache-0/scratch.json");
+    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+    std::fs::write(
+        &record,
+        serde_json::to_vec(&json!({
+            "namespace": "shop", "pod": "cache-0", "volume": "scratch", "node": "node-1",
+            "source": "emptyDir", "snapshot": "snap-e",
+            "stats": {"files": 1, "directories": 1, "other_entries": 0, "total_bytes": 10,
+                "unchanged_files": 0, "read_bytes": 10, "new_chunks": 1, "new_bytes": 10,
+                "stored_bytes": 60, "duration_ms": 5}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn restored_pod_waits_before_its_controller() {
+    let work = tempfile::tempdir().unwrap();
+    let server = in_process_server();
+    let location = format!("file://{}", work.path().join("location").display());
+    write_empty_dir_backup(&server, work.path(), &location);
+
+    let restore = restore_command(
+        &server,
+        work.path(),
+        &location,
+        &["--kubelet-root-dir", "/data/kubelet"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+
+    // While the restore agent runs, the pod exists with its init container and the
+    // StatefulSet does not.
+    let agent = wait_for_pod(&server, "shop-new", "kubectl-migrate-restore-");
+    let pod = get_json(server.kubeconfig(), &["pod", "cache-0", "-n", "shop-new"]);
+    assert!(!exists(
+        &server,
+        &["statefulset", "cache", "-n", "shop-new"]
+    ));
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["name"],
+        "kubectl-migrate-restore-wait"
+    );
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(agent["spec"]["nodeName"], pod["spec"]["nodeName"]);
+    assert_eq!(
+        volume_named(&agent, "data")["hostPath"]["path"],
+        format!("/data/kubelet/pods/{uid}/volumes/kubernetes.io~empty-dir/scratch")
+    );
+    assert_eq!(
+        volume_named(&agent, "state")["hostPath"]["path"],
+        format!("/data/kubelet/pods/{uid}/volumes/kubernetes.io~empty-dir/kubectl-migrate-restore")
+    );
+
+    // The agent fails: the pod is reported failed and kept, and the rest of the phase runs.
+    let name = agent["metadata"]["name"].as_str().unwrap();
+    server
+        .set_pod_status(
+            "shop-new",
+            name,
+            json!({"phase": "Failed", "containerStatuses": [{"name": "agent", "image": REMOTE_AGENT_IMAGE,
+                "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 1, "message": "snapshot snap-e not found"}}}]}),
+        )
+        .expect("pod status set");
+    let output = restore.wait_with_output().unwrap();
+    let stdout = plugins::stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{stdout}{}",
+        plugins::stderr(&output)
+    );
+    assert!(
+        stdout.contains("created, but its emptyDir data was not restored: volume scratch: pod shop-new/kubectl-migrate-restore-"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("snapshot snap-e not found"), "{stdout}");
+    assert!(exists(&server, &["statefulset", "cache", "-n", "shop-new"]));
+    assert!(exists(&server, &["pod", "cache-0", "-n", "shop-new"]));
+    assert!(!exists(&server, &["pod", name, "-n", "shop-new"]));
+    assert!(agent_secrets(&server, "shop-new").is_empty());
+}
+
+#[test]
+fn unschedulable_restored_pod_fails_with_reason() {
+    let work = tempfile::tempdir().unwrap();
+    let server = in_process_server();
+    let location = format!("file://{}", work.path().join("location").display());
+    write_empty_dir_backup(&server, work.path(), &location);
+    let taint = kubectl(
+        server.kubeconfig(),
+        &["taint", "nodes", "node-1", "dedicated=db:NoSchedule"],
+    );
+    assert!(taint.status.success(), "{}", plugins::stderr(&taint));
+
+    let started = Instant::now();
+    let output = plugins::run(&mut restore_command(
+        &server,
+        work.path(),
+        &location,
+        &["--schedule-timeout", "2"],
+    ));
+    let stdout = plugins::stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(
+        stdout.contains("cannot be scheduled: 0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}"),
+        "{stdout}"
+    );
+    let pods = get_json(server.kubeconfig(), &["pods", "-n", "shop-new"]);
+    let names: Vec<&str> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pod| pod["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cache-0"], "agent pod left or data pod missing");
+    assert!(agent_secrets(&server, "shop-new").is_empty());
 }
