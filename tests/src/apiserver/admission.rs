@@ -887,18 +887,9 @@ fn admit_service(
     Ok(())
 }
 
-/// Other services' allocated values of one field (`clusterIP` or port `nodePort`).
-fn other_services<'a>(
-    store: &'a Store,
-    namespace: &'a str,
-    name: &'a str,
-) -> impl Iterator<Item = Arc<Value>> + 'a {
-    store
-        .list("", "services", None)
-        .into_iter()
-        .filter(move |service| {
-            !(meta::namespace_of(service) == namespace && meta::name_of(service) == name)
-        })
+/// Reports whether a value held by a Service belongs to another Service than `namespace/name`.
+fn held_by_other(holder: Option<&(String, String)>, namespace: &str, name: &str) -> bool {
+    holder.is_some_and(|(ns, n)| !(ns == namespace && n == name))
 }
 
 fn allocate_cluster_ip(
@@ -912,9 +903,8 @@ fn allocate_cluster_ip(
     let (network, prefix) =
         parse_cidr(&state.options.service_cidr).expect("the service CIDR was checked at start");
     let size = 1u32 << (32 - prefix);
-    let used: std::collections::HashSet<String> = other_services(store, namespace, name)
-        .filter_map(|service| service["spec"]["clusterIP"].as_str().map(str::to_string))
-        .collect();
+    let held = &store.service_allocations().cluster_ips;
+    let used = |ip: &str| held_by_other(held.get(ip), namespace, name);
     if let Some(requested) = requested.filter(|ip| !ip.is_empty()) {
         let failure = |detail: String| {
             invalid(
@@ -937,14 +927,21 @@ fn allocate_cluster_ip(
                 state.options.service_cidr
             )));
         }
-        if used.contains(requested) {
+        if used(requested) {
             return Err(failure("provided IP is already allocated".to_string()));
         }
         return Ok(requested.to_string());
     }
-    (1..size - 1)
-        .map(|offset| Ipv4Addr::from(network + offset).to_string())
-        .find(|ip| !used.contains(ip))
+    // As kube-apiserver does, start at a random address, so that a full lower range costs no scan.
+    let usable = size - 2;
+    let start = u32::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..4]
+            .try_into()
+            .expect("four bytes"),
+    ) % usable;
+    (0..usable)
+        .map(|step| Ipv4Addr::from(network + 1 + (start + step) % usable).to_string())
+        .find(|ip| !used(ip))
         .ok_or_else(|| ApiError::internal("failed to allocate a serviceIP: range is full"))
 }
 
@@ -955,19 +952,10 @@ fn allocate_node_ports(
     namespace: &str,
     spec: &mut Value,
 ) -> Result<(), ApiError> {
-    let mut used: std::collections::HashSet<i64> = other_services(store, namespace, name)
-        .flat_map(|service| {
-            service["spec"]["ports"]
-                .as_array()
-                .map(|ports| {
-                    ports
-                        .iter()
-                        .filter_map(|p| p["nodePort"].as_i64())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
-        .collect();
+    let held = &store.service_allocations().node_ports;
+    let held_elsewhere = |port: i64| held_by_other(held.get(&port), namespace, name);
+    // Ports this Service takes, checked against each other besides those other Services hold.
+    let mut used = std::collections::HashSet::new();
     let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) else {
         return Ok(());
     };
@@ -985,7 +973,7 @@ fn allocate_node_ports(
                     )],
                 ));
             }
-            if !used.insert(requested) {
+            if held_elsewhere(requested) || !used.insert(requested) {
                 return Err(invalid(
                     resource,
                     name,
@@ -1002,7 +990,7 @@ fn allocate_node_ports(
         if port["nodePort"].is_null() {
             let free = NODE_PORT_RANGE
                 .clone()
-                .find(|candidate| !used.contains(candidate))
+                .find(|candidate| !used.contains(candidate) && !held_elsewhere(*candidate))
                 .ok_or_else(|| {
                     ApiError::internal("failed to allocate a nodePort: range is full")
                 })?;

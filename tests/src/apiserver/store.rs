@@ -1,7 +1,7 @@
 //! Object storage: JSON objects in a sorted map, a global resourceVersion counter, the recent
 //! event history for watches, and an optional folder mirror written atomically.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -64,8 +64,58 @@ pub(crate) struct Event {
     pub previous: Option<Arc<Value>>,
 }
 
+/// Cluster IPs and node ports held by the stored Services, each with its Service's
+/// `(namespace, name)`. Kept in step with every write, so that an allocation looks values up
+/// instead of reading every Service.
+#[derive(Default)]
+pub(crate) struct ServiceAllocations {
+    pub cluster_ips: HashMap<String, (String, String)>,
+    pub node_ports: HashMap<i64, (String, String)>,
+}
+
+impl ServiceAllocations {
+    fn update(&mut self, key: &Key, old: Option<&Value>, new: Option<&Value>) {
+        if !(key.group.is_empty() && key.resource == "services") {
+            return;
+        }
+        if let Some(old) = old {
+            for ip in cluster_ips_of(old) {
+                self.cluster_ips.remove(ip);
+            }
+            for port in node_ports_of(old) {
+                self.node_ports.remove(&port);
+            }
+        }
+        if let Some(new) = new {
+            let holder = (key.namespace.clone(), key.name.clone());
+            for ip in cluster_ips_of(new) {
+                self.cluster_ips.insert(ip.to_string(), holder.clone());
+            }
+            for port in node_ports_of(new) {
+                self.node_ports.insert(port, holder.clone());
+            }
+        }
+    }
+}
+
+fn cluster_ips_of(service: &Value) -> impl Iterator<Item = &str> {
+    service["spec"]["clusterIP"]
+        .as_str()
+        .filter(|ip| !ip.is_empty() && *ip != "None")
+        .into_iter()
+}
+
+fn node_ports_of(service: &Value) -> impl Iterator<Item = i64> + '_ {
+    service["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|port| port["nodePort"].as_i64())
+}
+
 pub(crate) struct Store {
     objects: BTreeMap<Key, Arc<Value>>,
+    services: ServiceAllocations,
     revision: u64,
     history: VecDeque<Arc<Event>>,
     /// The revision before the oldest event in `history`; watches from older revisions expire.
@@ -80,6 +130,7 @@ impl Store {
         let (sender, _) = broadcast::channel(16_384);
         let mut store = Store {
             objects: BTreeMap::new(),
+            services: ServiceAllocations::default(),
             revision: 1,
             history: VecDeque::new(),
             compacted: 1,
@@ -102,6 +153,11 @@ impl Store {
 
     pub fn get(&self, key: &Key) -> Option<Arc<Value>> {
         self.objects.get(key).cloned()
+    }
+
+    /// Returns the cluster IPs and node ports that stored Services hold.
+    pub fn service_allocations(&self) -> &ServiceAllocations {
+        &self.services
     }
 
     pub fn contains(&self, key: &Key) -> bool {
@@ -146,6 +202,8 @@ impl Store {
         let object = Arc::new(object);
         self.persist(&key, Some(&object));
         let previous = self.objects.insert(key.clone(), object.clone());
+        self.services
+            .update(&key, previous.as_deref(), Some(&object));
         self.record(kind, key, object.clone(), previous);
         object
     }
@@ -153,6 +211,7 @@ impl Store {
     /// Removes an object; the DELETED event carries it with the deletion's resourceVersion.
     pub fn remove(&mut self, key: &Key) -> Option<Arc<Value>> {
         let old = self.objects.remove(key)?;
+        self.services.update(key, Some(&old), None);
         self.revision += 1;
         let mut last = (*old).clone();
         last["metadata"]["resourceVersion"] = Value::String(self.revision.to_string());
@@ -256,8 +315,9 @@ impl Store {
             } else {
                 namespace
             };
-            self.objects
-                .insert(Key::new(group, resource, namespace, name), Arc::new(object));
+            let key = Key::new(group, resource, namespace, name);
+            self.services.update(&key, None, Some(&object));
+            self.objects.insert(key, Arc::new(object));
         }
         Ok(())
     }
