@@ -1034,9 +1034,9 @@ fn empty_dir_data_reaches_restored_pod() {
         "{dry_stderr}"
     );
     assert!(
-        dry_stderr.contains(&format!(
+        dry_stderr.contains(
             "dry run: would then restore emptyDir scratch of pod shop/cache-0 from snapshot "
-        )),
+        ),
         "{dry_stderr}"
     );
     let pods = get_json(&target.kubeconfig, &["pods", "-n", "shop"]);

@@ -47,7 +47,8 @@ pub enum Command {
     Location(LocationCommand),
     /// Write a shell completion script for kubectl-migrate (bash, zsh or fish).
     Completion(CompletionArgs),
-    /// Move volume data (run by the agent pods): back up a folder, restore a snapshot.
+    /// Move volume data (run by the agent pods): back up a folder, restore a snapshot, wait
+    /// for a restore in a pod's init container.
     #[command(subcommand)]
     Agent(crate::agent::AgentCommand),
 }
@@ -126,7 +127,8 @@ pub struct FilterArgs {
 /// `kubectl migrate backup ...`
 #[derive(Subcommand, Debug)]
 pub enum BackupCommand {
-    /// Back up the resources of the current context's cluster.
+    /// Back up the resources of the current context's cluster, then the selected pod volumes;
+    /// the backup is complete only when both succeeded.
     Create(BackupCreateArgs),
     /// List backups, or show one.
     Get(BackupGetArgs),
@@ -136,7 +138,8 @@ pub enum BackupCommand {
     Logs(BackupNameArgs),
     /// Delete a backup and all its files.
     Delete(BackupNameArgs),
-    /// Recompute the SHA-256 of every object and compare it with the manifest.
+    /// Recompute the SHA-256 of every object and volume record and compare it with the
+    /// manifest, then open every chunk of the backup's volume data.
     Verify(BackupNameArgs),
 }
 
@@ -153,7 +156,8 @@ pub struct BackupCreateArgs {
     pub filters: FilterArgs,
 
     /// Also back up objects owned by a controller that is itself backed up (pods of
-    /// ReplicaSets, ReplicaSets of Deployments, Jobs of CronJobs).
+    /// ReplicaSets, ReplicaSets of Deployments, Jobs of CronJobs). Without it, a pod whose
+    /// emptyDir data is copied is still kept.
     #[arg(long)]
     pub include_owned: bool,
 
@@ -216,7 +220,10 @@ pub struct BackupNameArgs {
 /// `kubectl migrate restore ...`
 #[derive(Subcommand, Debug)]
 pub enum RestoreCommand {
-    /// Restore a backup into the cluster of the current context.
+    /// Restore a backup into the cluster of the current context. Volume data goes into the
+    /// restored PersistentVolumeClaims before the workloads exist, and into the emptyDir
+    /// volumes of restored pods, which are created before their controllers and wait in an
+    /// init container until the data is back.
     Create(Box<RestoreCreateArgs>),
     /// List restores.
     Get(RestoreGetArgs),

@@ -233,8 +233,8 @@ async fn restore(args: AgentRestoreArgs) -> Result<()> {
     print_json(&serde_json::json!({ "snapshot": id, "restored": stats }))
 }
 
-/// Writes the marker file and flushes it to disk, so that the waiting init container never
-/// sees the marker before the data.
+/// Writes the marker file that the restored pod's init container waits for. The caller writes
+/// it only after every file of the snapshot is in place.
 fn write_marker(marker: &Path, snapshot: &str) -> Result<()> {
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(marker)?;

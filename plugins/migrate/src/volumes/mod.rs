@@ -105,7 +105,8 @@ pub struct VolumeBackupSummary {
     pub failures: Vec<String>,
 }
 
-/// What the volume step of `backup create` adds to the manifest and prints.
+/// Result of the volume step of `backup create`: the line it prints and the records for the
+/// manifest.
 #[derive(Debug, Default)]
 pub struct VolumeBackupStep {
     /// Summary line for stdout, empty when no volume was selected.

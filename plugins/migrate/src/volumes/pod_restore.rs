@@ -1,5 +1,5 @@
-//! Restore of emptyDir data: the pod is created before its controller, with an init container
-//! that waits for a marker file; once the pod is scheduled, agent pods on its node write the
+//! Restore of emptyDir data. The pod is created before its controller, with an init container
+//! that waits for a marker file. Once the pod is scheduled, agent pods on its node write the
 //! data into the new pod's emptyDir folders and then the marker.
 
 use std::collections::{BTreeMap, HashMap};
@@ -248,7 +248,7 @@ async fn create_pod(
 }
 
 /// Waits until the created pod is scheduled with its volumes set up, then runs one agent pod
-/// per emptyDir volume on its node; the last one writes the marker. Returns the node.
+/// per emptyDir volume on its node, of which the last writes the marker. Returns the node.
 async fn fill_pod(
     run: &AgentRun<'_>,
     item: &Planned,
