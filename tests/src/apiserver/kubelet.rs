@@ -463,7 +463,10 @@ fn create_empty_dirs(pod: &Value) {
         return;
     };
     let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
-    let volumes = pod["spec"]["volumes"].as_array().cloned().unwrap_or_default();
+    let volumes = pod["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for volume in volumes.iter().filter(|v| v.get("emptyDir").is_some()) {
         let name = volume["name"].as_str().unwrap_or("");
         let folder = std::path::Path::new(root)
