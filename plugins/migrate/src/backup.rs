@@ -1,7 +1,7 @@
 //! `backup create`: discovery, concurrent paginated LISTs, filtering, and writing one JSON
 //! document per object; after the volume step, the log and then the manifest.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -145,20 +145,20 @@ pub async fn store_objects(
     // it copies.
     let owned = std::mem::take(&mut lock(&state).owned);
     let uids = lock(&state).uids.clone();
+    let recreated = recreated_by_controllers(&owned, &uids);
     let mut orphans: Vec<(ResourceType, Value)> = Vec::new();
     let mut owned_pods = Vec::new();
     let mut pod_type = None;
     let mut dropped = 0;
-    for (resource, object) in owned {
-        match controller_owner_uid(&object) {
-            Some(owner) if uids.contains(owner) => {
-                dropped += 1;
-                if is_pod_type(&resource) {
-                    owned_pods.push(object);
-                    pod_type = Some(resource);
-                }
-            }
-            _ => orphans.push((resource, object)),
+    for ((resource, object), recreated) in owned.into_iter().zip(recreated) {
+        if !recreated {
+            orphans.push((resource, object));
+            continue;
+        }
+        dropped += 1;
+        if is_pod_type(&resource) {
+            owned_pods.push(object);
+            pod_type = Some(resource);
         }
     }
     if dropped > 0 {
@@ -319,6 +319,37 @@ impl StoredObjects {
             .await?;
         Ok(())
     }
+}
+
+/// Decides for each owned object whether a controller in the backup recreates it: its
+/// controller is stored, or is itself an owned object that is recreated (a pod of a ReplicaSet
+/// of a stored Deployment). `stored` contains the UIDs of the stored objects. Chains longer than
+/// 16 owners, and cycles, count as not recreated, so those objects are kept.
+fn recreated_by_controllers(
+    owned: &[(ResourceType, Value)],
+    stored: &HashSet<String>,
+) -> Vec<bool> {
+    let controller_of: HashMap<&str, &str> = owned
+        .iter()
+        .filter_map(|(_, object)| {
+            let uid = object["metadata"]["uid"].as_str()?;
+            Some((uid, controller_owner_uid(object)?))
+        })
+        .collect();
+    owned
+        .iter()
+        .map(|(_, object)| {
+            let mut owner = controller_owner_uid(object);
+            for _ in 0..16 {
+                match owner {
+                    Some(uid) if stored.contains(uid) => return true,
+                    Some(uid) => owner = controller_of.get(uid).copied(),
+                    None => return false,
+                }
+            }
+            false
+        })
+        .collect()
 }
 
 fn is_pod_type(resource: &ResourceType) -> bool {
@@ -621,6 +652,40 @@ mod tests {
         let tasks = list_tasks(&types, &["a".to_string(), "b".to_string()]);
         let namespaces: Vec<Option<String>> = tasks.into_iter().map(|(_, n)| n).collect();
         assert_eq!(namespaces, [Some("a".to_string()), Some("b".to_string())]);
+    }
+
+    fn owned_object(uid: &str, controller: Option<&str>) -> (ResourceType, Value) {
+        let pods = resource("", "Pod", "pods", &[], true);
+        let mut object = serde_json::json!({"metadata": {"name": uid, "uid": uid}});
+        if let Some(owner) = controller {
+            object["metadata"]["ownerReferences"] = serde_json::json!([{"kind": "Owner", "name": owner, "uid": owner, "controller": true}]);
+        }
+        (pods, object)
+    }
+
+    #[test]
+    fn owned_chain_to_stored_controller_is_recreated() {
+        // deployment (stored) <- replicaset <- pod; job-owner (not in backup) <- job <- job-pod.
+        let owned = vec![
+            owned_object("replicaset", Some("deployment")),
+            owned_object("pod", Some("replicaset")),
+            owned_object("job", Some("cronjob-elsewhere")),
+            owned_object("job-pod", Some("job")),
+        ];
+        let stored = HashSet::from(["deployment".to_string()]);
+        assert_eq!(
+            recreated_by_controllers(&owned, &stored),
+            [true, true, false, false]
+        );
+    }
+
+    #[test]
+    fn owner_cycle_counts_as_not_recreated() {
+        let owned = vec![owned_object("a", Some("b")), owned_object("b", Some("a"))];
+        assert_eq!(
+            recreated_by_controllers(&owned, &HashSet::new()),
+            [false, false]
+        );
     }
 
     #[test]
