@@ -1288,3 +1288,96 @@ fn unschedulable_restored_pod_fails_with_reason() {
     assert_eq!(names, ["cache-0"], "agent pod left or data pod missing");
     assert!(agent_secrets(&server, "shop-new").is_empty());
 }
+
+#[test]
+fn deployment_pod_kept_for_empty_dir_data() {
+    let work = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(work.path());
+    let kubeconfig = &server.kubeconfig;
+    let kubelet_root = work.path().join("kubelet");
+    apply(
+        kubeconfig,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    );
+    let template = json!({
+        "metadata": {"labels": {"app": "web", "pod-template-hash": "5d8f"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1"}],
+            "volumes": [{"name": "scratch", "emptyDir": {}}]}
+    });
+    apply(
+        kubeconfig,
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": template}}),
+    );
+    let deployment = get_json(kubeconfig, &["deployment", "web", "-n", "shop"]);
+    apply(
+        kubeconfig,
+        &json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "web-5d8f", "namespace": "shop",
+                "labels": {"app": "web", "pod-template-hash": "5d8f"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                    "uid": deployment["metadata"]["uid"], "controller": true}]},
+            "spec": {"replicas": 2,
+                "selector": {"matchLabels": {"app": "web", "pod-template-hash": "5d8f"}},
+                "template": template}}),
+    );
+    let replica_set = get_json(kubeconfig, &["replicaset", "web-5d8f", "-n", "shop"]);
+    for (name, backup_volumes) in [("web-5d8f-a1", "scratch"), ("web-5d8f-b2", "")] {
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop",
+                "labels": {"app": "web", "pod-template-hash": "5d8f"},
+                "annotations": {"backup.velero.io/backup-volumes": backup_volumes,
+                    KUBELET_ROOT_ANNOTATION: kubelet_root.to_str().unwrap()},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f",
+                    "uid": replica_set["metadata"]["uid"], "controller": true}]}});
+        pod["spec"] = template["spec"].clone();
+        apply(kubeconfig, &pod);
+        wait_until_running(kubeconfig, "shop", name);
+    }
+
+    let location = format!("file://{}", work.path().join("location").display());
+    let output = plugins::run(migrate(kubeconfig, work.path()).args([
+        "backup",
+        "create",
+        "web-1",
+        "--include-namespaces",
+        "shop",
+        "--location",
+        &location,
+        "--kubelet-root-dir",
+        kubelet_root.to_str().unwrap(),
+        "--agent-image",
+        LOCAL_AGENT_IMAGE,
+    ]));
+    assert!(output.status.success(), "{}", plugins::stderr(&output));
+
+    // The ReplicaSet and both pods are left out as owned, then the pod with data is kept.
+    let resources = work.path().join("location/backups/web-1/resources");
+    assert!(
+        resources
+            .join("apps/v1/deployments/shop/web.json")
+            .is_file()
+    );
+    assert!(!resources.join("apps/v1/replicasets").exists());
+    assert!(
+        resources
+            .join("core/v1/pods/shop/web-5d8f-a1.json")
+            .is_file()
+    );
+    assert!(
+        !resources
+            .join("core/v1/pods/shop/web-5d8f-b2.json")
+            .exists()
+    );
+    let log =
+        std::fs::read_to_string(work.path().join("location/backups/web-1/backup.log")).unwrap();
+    assert!(
+        log.contains("kept pod shop/web-5d8f-a1 although ReplicaSet web-5d8f owns it"),
+        "{log}"
+    );
+    assert!(
+        log.contains("left out 3 objects owned by a backed-up controller"),
+        "{log}"
+    );
+}
