@@ -35,9 +35,6 @@ pub async fn restore_pods_with_data(
     members: &mut Vec<Planned>,
     uid_map: &Arc<Mutex<HashMap<String, String>>>,
 ) -> Result<Vec<ItemResult>> {
-    if !members.iter().any(is_restorable_pod) {
-        return Ok(Vec::new());
-    }
     let records = empty_dir_records(store, request).await?;
     if records.is_empty() {
         return Ok(Vec::new());
