@@ -43,17 +43,7 @@ pub async fn restore_pods_with_data(
         .into_iter()
         .partition(|item| is_restorable_pod(item) && records.contains_key(&source_key(item)));
     *members = rest;
-    for ((namespace, pod), volumes) in &records {
-        let key = (namespace.clone(), pod.clone());
-        if !pods.iter().any(|item| source_key(item) == key) {
-            for record in volumes {
-                eprintln!(
-                    "volume {namespace}/{pod}/{} not restored: the pod is not in this restore (or not in the backup); its snapshot {} stays in the repository for `kubectl-migrate agent restore`",
-                    record.volume, record.snapshot
-                );
-            }
-        }
-    }
+    report_unrestored(&records, &pods);
     if pods.is_empty() {
         return Ok(Vec::new());
     }
@@ -98,40 +88,71 @@ pub async fn restore_pods_with_data(
         let mut index = 0;
         for item in &pods {
             let volumes = &records[&source_key(item)];
-            let object = pod_with_wait(item, volumes, uid_map, &settings);
-            let (mut result, new_uid) = create_pod(client, item, &object, false).await;
-            if let Some(uid) = &new_uid {
-                uid_map
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(item.source_uid.clone(), uid.clone());
-                match fill_pod(&run, item, volumes, limits, &mut index).await {
-                    Ok(node) => {
-                        let names: Vec<&str> = volumes.iter().map(|r| r.volume.as_str()).collect();
-                        result.reason = Some(format!(
-                            "emptyDir data of {} restored on node {node} before its controller was created",
-                            names.join(", ")
-                        ));
-                        eprintln!(
-                            "volume data restored into pod {}: {}",
-                            item.target.display_name(),
-                            names.join(", ")
-                        );
-                    }
-                    Err(reason) => {
-                        result.outcome = Outcome::Failed;
-                        result.reason = Some(format!(
-                            "created, but its emptyDir data was not restored: {reason}. The pod waits in its init container {RESTORE_WAIT_CONTAINER} until that times out; delete the pod to start it without the data"
-                        ));
-                    }
-                }
-            }
+            let result = restore_one_pod(&run, item, volumes, uid_map, limits, &mut index).await;
             results.push(result);
         }
         Ok(())
     })
     .await?;
     Ok(results)
+}
+
+/// Creates one pod with its waiting init container and fills its emptyDir volumes, and
+/// returns the pod's result.
+async fn restore_one_pod(
+    run: &AgentRun<'_>,
+    item: &Planned,
+    volumes: &[VolumeRecord],
+    uid_map: &Arc<Mutex<HashMap<String, String>>>,
+    limits: wait::WaitLimits,
+    index: &mut usize,
+) -> ItemResult {
+    let object = pod_with_wait(item, volumes, uid_map, run.settings);
+    let (mut result, new_uid) = create_pod(run.client, item, &object, false).await;
+    let Some(uid) = new_uid else {
+        return result;
+    };
+    uid_map
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(item.source_uid.clone(), uid);
+
+    match fill_pod(run, item, volumes, limits, index).await {
+        Ok(node) => {
+            let names: Vec<&str> = volumes.iter().map(|r| r.volume.as_str()).collect();
+            result.reason = Some(format!(
+                "emptyDir data of {} restored on node {node} before its controller was created",
+                names.join(", ")
+            ));
+            eprintln!(
+                "volume data restored into pod {}: {}",
+                item.target.display_name(),
+                names.join(", ")
+            );
+        }
+        Err(reason) => {
+            result.outcome = Outcome::Failed;
+            result.reason = Some(format!(
+                "created, but its emptyDir data was not restored: {reason}. The pod waits in its init container {RESTORE_WAIT_CONTAINER} until that times out; delete the pod to start it without the data"
+            ));
+        }
+    }
+    result
+}
+
+/// Names on stderr the emptyDir records whose pod this restore does not create.
+fn report_unrestored(records: &BTreeMap<PodKey, Vec<VolumeRecord>>, pods: &[Planned]) {
+    for (key, volumes) in records {
+        if pods.iter().any(|item| source_key(item) == *key) {
+            continue;
+        }
+        for record in volumes {
+            eprintln!(
+                "volume {}/{}/{} not restored: the pod is not in this restore (or not in the backup); its snapshot {} stays in the repository for `kubectl-migrate agent restore`",
+                key.0, key.1, record.volume, record.snapshot
+            );
+        }
+    }
 }
 
 /// Reports whether a planned object is a pod that restore creates.
