@@ -8,6 +8,7 @@ pub mod commands;
 pub mod discovery;
 pub mod filter;
 pub mod format;
+pub mod interrupt;
 pub mod locations;
 pub mod mappings;
 pub mod order;

@@ -72,19 +72,18 @@ async fn create(kube: &KubeArgs, args: BackupCreateArgs) -> Result<()> {
         },
     };
 
-    // Ctrl-C while objects are stored leaves the backup without a manifest, so incomplete.
+    // Ctrl-C at any point before the manifest leaves the backup without one, so incomplete.
     // The volume step reacts to Ctrl-C itself, because it deletes its agent pods and Secret
-    // before it returns.
-    // NOTE: a Ctrl-C between the two steps, or while the volume step lists pods before its
-    // agent run starts, is not seen, and the backup carries on.
+    // before it returns; a Ctrl-C between the steps is kept until the next check.
+    let _guard = crate::interrupt::guard();
     let mut stored = tokio::select! {
         result = store_objects(&client, &store, &request) => result?,
-        _ = tokio::signal::ctrl_c() => return Err(interrupted(&args.name)),
+        _ = crate::interrupt::requested() => return Err(interrupted(&args.name)),
     };
     let step =
         crate::volumes::backup_step(&client, &store, &args.location, &mut stored, &args.volumes)
             .await;
-    if crate::volumes::is_interrupted(&step) {
+    if crate::volumes::is_interrupted(&step) || crate::interrupt::is_requested() {
         if let Err(error) = stored.fail(&store, "interrupted by Ctrl-C").await {
             tracing::warn!(%error, "failed to write the backup log");
         }

@@ -271,6 +271,7 @@ pub async fn create_restore(
                 &uid_map,
             )
             .await?;
+            bar.inc(pods.len() as u64);
             items.extend(pods);
         }
         let outcomes = restore_phase(client, request, members, &uid_map, &bar).await;

@@ -418,11 +418,12 @@ impl AgentRun<'_> {
         namespaces.sort();
         namespaces.dedup();
 
+        let _guard = crate::interrupt::guard();
         let created = self.create_secrets(&namespaces).await;
         let outcome = match created {
             Ok(()) => tokio::select! {
                 result = work => result,
-                _ = tokio::signal::ctrl_c() => Err(Error::Exit(crate::commands::EXIT_INTERRUPTED)),
+                _ = crate::interrupt::requested() => Err(Error::Exit(crate::commands::EXIT_INTERRUPTED)),
             },
             Err(error) => Err(error),
         };
