@@ -2,9 +2,9 @@
 //!
 //! Once a process listens for SIGINT through tokio, the signal no longer ends it, so a Ctrl-C
 //! that arrives while nothing awaits it would be lost. One task listens for the whole process
-//! instead: while a [`Guard`] is alive, Ctrl-C sets a flag that [`requested`] and
-//! [`is_requested`] report at any later point; with no guard alive, it ends the process with
-//! the interrupted exit code, as the default signal action would.
+//! instead. While a [`Guard`] is alive, Ctrl-C sets a flag that [`requested`] and
+//! [`is_requested`] report at any later point. With no guard alive, Ctrl-C ends the process
+//! with the interrupted exit code, as the default signal action would.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +16,7 @@ use crate::commands::EXIT_INTERRUPTED;
 static FLAG: OnceLock<watch::Sender<bool>> = OnceLock::new();
 static GUARDS: AtomicUsize = AtomicUsize::new(0);
 
-/// While alive, Ctrl-C is left to the code that holds it, through [`requested`].
+/// A section of code that handles Ctrl-C itself, through [`requested`], while the guard lives.
 pub struct Guard(());
 
 impl Drop for Guard {

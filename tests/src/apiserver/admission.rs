@@ -903,8 +903,8 @@ fn allocate_cluster_ip(
     let (network, prefix) =
         parse_cidr(&state.options.service_cidr).expect("the service CIDR was checked at start");
     let size = 1u32 << (32 - prefix);
-    let held = &store.service_allocations().cluster_ips;
-    let used = |ip: &str| held_by_other(held.get(ip), namespace, name);
+    let allocated = &store.service_allocations().cluster_ips;
+    let used = |ip: &str| held_by_other(allocated.get(ip), namespace, name);
     if let Some(requested) = requested.filter(|ip| !ip.is_empty()) {
         let failure = |detail: String| {
             invalid(
@@ -952,9 +952,9 @@ fn allocate_node_ports(
     namespace: &str,
     spec: &mut Value,
 ) -> Result<(), ApiError> {
-    let held = &store.service_allocations().node_ports;
-    let held_elsewhere = |port: i64| held_by_other(held.get(&port), namespace, name);
-    // Ports this Service takes, checked against each other besides those other Services hold.
+    let allocated = &store.service_allocations().node_ports;
+    let held_elsewhere = |port: i64| held_by_other(allocated.get(&port), namespace, name);
+    // Ports this Service requests, so that it cannot take one port twice.
     let mut used = std::collections::HashSet::new();
     let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) else {
         return Ok(());

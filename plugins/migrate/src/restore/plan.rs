@@ -131,7 +131,7 @@ pub fn plan(
     planned
 }
 
-/// Plans objects one at a time, so that a restore never holds the whole backup parsed.
+/// Plans objects one at a time, so that a restore never keeps the whole backup parsed.
 pub struct Planner<'a> {
     /// The target's group/versions (`v1`, `apps/v1`).
     pub served: &'a HashSet<String>,
