@@ -1,9 +1,11 @@
-//! The simulated kubelet and scheduler: Node objects, pod placement by nodeName, nodeSelector
-//! and taints, Running status with pod IPs, local processes for configured agent images, and
-//! emptyDir folders for pods that name a kubelet root dir in an annotation.
+//! The simulated kubelet and scheduler: Node objects, pod placement by nodeName, nodeSelector,
+//! taints and bound claims, Running status with pod IPs, local processes for configured agent
+//! images (with their volumes mounted when they have claims), and emptyDir folders for pods
+//! that name a kubelet root dir in an annotation.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
@@ -12,8 +14,9 @@ use super::KubeletOptions;
 use super::handlers::Options;
 use super::http::ServerState;
 use super::meta;
+use super::pod_volumes;
 use super::status::{ApiError, Target};
-use super::store::{EventType, Key};
+use super::store::{EventType, Key, Store};
 
 pub(crate) use super::process::pod_log;
 use super::process::{LocalProcess, start_local_process};
@@ -248,7 +251,12 @@ fn tolerates(tolerations: &[Value], taint: &Value) -> bool {
 }
 
 /// Picks a node for a pod, or explains why none fits, in the scheduler's words.
-fn choose_node(pod: &Value, nodes: &[Arc<Value>]) -> Result<String, String> {
+/// `volume_affinities` are the required node affinities of the pod's PersistentVolumes.
+fn choose_node(
+    pod: &Value,
+    nodes: &[Arc<Value>],
+    volume_affinities: &[Value],
+) -> Result<String, String> {
     if let Some(name) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
         return Ok(name.to_string());
     }
@@ -264,6 +272,7 @@ fn choose_node(pod: &Value, nodes: &[Arc<Value>]) -> Result<String, String> {
     let mut selector_misses = 0;
     let mut taint_misses: Vec<String> = Vec::new();
     let mut unschedulable = 0;
+    let mut volume_conflicts = 0;
 
     // The first node that passes every check wins; the misses explain a failure.
     for node in nodes {
@@ -297,6 +306,13 @@ fn choose_node(pod: &Value, nodes: &[Arc<Value>]) -> Result<String, String> {
             ));
             continue;
         }
+        if !volume_affinities
+            .iter()
+            .all(|affinity| pod_volumes::node_matches(affinity, labels))
+        {
+            volume_conflicts += 1;
+            continue;
+        }
         return Ok(meta::name_of(node).to_string());
     }
 
@@ -309,17 +325,22 @@ fn choose_node(pod: &Value, nodes: &[Arc<Value>]) -> Result<String, String> {
     for taint in &taint_misses {
         reasons.push(format!("1 node(s) had untolerated taint {taint}"));
     }
+    if volume_conflicts > 0 {
+        reasons.push(format!(
+            "{volume_conflicts} node(s) had volume node affinity conflict"
+        ));
+    }
     if unschedulable > 0 {
         reasons.push(format!("{unschedulable} node(s) were unschedulable"));
     }
+    Err(unschedulable_message(nodes.len(), &reasons.join(", ")))
+}
 
-    Err(format!(
-        "0/{} nodes are available: {}. preemption: 0/{} nodes are available: {} Preemption is not helpful for scheduling.",
-        nodes.len(),
-        reasons.join(", "),
-        nodes.len(),
-        nodes.len()
-    ))
+/// Builds the scheduler's FailedScheduling message from the reasons no node fits.
+fn unschedulable_message(node_count: usize, reasons: &str) -> String {
+    format!(
+        "0/{node_count} nodes are available: {reasons}. preemption: 0/{node_count} nodes are available: {node_count} Preemption is not helpful for scheduling."
+    )
 }
 
 fn pod_ip(state: &ServerState, node: &Value) -> String {
@@ -347,25 +368,26 @@ fn schedule_and_start(state: &Arc<ServerState>, namespace: &str, name: &str, uid
         return;
     }
     let nodes = store.list("", "nodes", None);
-    let now = meta::now();
-    let mut updated = (*pod).clone();
-    let node_name = match choose_node(&pod, &nodes) {
+    let local_dir = local_image_dir(state, &pod);
+    // Claims are checked only for pods that run as local processes, because only those
+    // mount their volumes; other pods keep running without a bound claim, as before.
+    let claims = local_dir.is_some() && pod_volumes::has_claims(&pod);
+
+    // The scheduler's VolumeBinding step: every claim bound before a node is picked. A pod
+    // with a nodeName skips the scheduler, and the kubelet finds the problem instead.
+    let assigned = pod["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|node| !node.is_empty());
+    let affinities = match claims && !assigned {
+        true => pod_volumes::check_claims(&store, &pod)
+            .map_err(|reason| unschedulable_message(nodes.len(), &reason)),
+        false => Ok(Vec::new()),
+    };
+    let chosen = affinities.and_then(|affinities| choose_node(&pod, &nodes, &affinities));
+    let node_name = match chosen {
         Ok(node) => node,
         Err(message) => {
-            updated["status"]["conditions"] = json!([{
-                "type": "PodScheduled", "status": "False", "lastProbeTime": null,
-                "lastTransitionTime": now, "reason": "Unschedulable", "message": message
-            }]);
-            store.put(key, updated, EventType::Modified);
-            record_event(
-                state,
-                &mut store,
-                &pod,
-                "Warning",
-                "FailedScheduling",
-                &message,
-                "default-scheduler",
-            );
+            mark_unschedulable(state, &mut store, key, &pod, &message);
             return;
         }
     };
@@ -377,24 +399,147 @@ fn schedule_and_start(state: &Arc<ServerState>, namespace: &str, name: &str, uid
         // A nodeName that names no node leaves the pod Pending, as a missing kubelet would.
         return;
     };
-    updated["spec"]["nodeName"] = json!(node_name);
     create_empty_dirs(&pod);
-    let host_ip = node["status"]["addresses"][0]["address"].clone();
-    let ip = pod_ip(state, &node);
-    let image = pod["spec"]["containers"][0]["image"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
+
+    // The kubelet sets up volumes before it creates the pod's sandbox and containers.
+    let mounts = match claims {
+        true => match pod_volumes::resolve_mounts(&store, &pod) {
+            Ok(mounts) => Some(mounts),
+            Err(message) => {
+                let stored = mark_mount_failed(state, &mut store, key, &pod, &node, &message);
+                drop(store);
+                super::process::enforce_deadline(state, &stored);
+                return;
+            }
+        },
+        false => None,
+    };
+
+    let stored = mark_running(state, &mut store, key, &pod, &node);
+    drop(store);
     let single = pod["spec"]["containers"]
         .as_array()
         .is_some_and(|c| c.len() == 1);
-    let local_dir = state.kubelet.options.as_ref().and_then(|options| {
-        options
-            .local_images
-            .iter()
-            .find(|(reference, _)| *reference == image)
-            .map(|(_, dir)| dir.clone())
+    match (local_dir, single) {
+        (Some(dir), true) => start_local_process(state, &stored, &dir, mounts),
+        _ => super::process::enforce_deadline(state, &stored),
+    }
+}
+
+/// Returns the folder of binaries of the local image that the pod's first container uses.
+fn local_image_dir(state: &ServerState, pod: &Value) -> Option<PathBuf> {
+    let image = pod["spec"]["containers"][0]["image"].as_str().unwrap_or("");
+    let options = state.kubelet.options.as_ref()?;
+    options
+        .local_images
+        .iter()
+        .find(|(reference, _)| reference == image)
+        .map(|(_, dir)| dir.clone())
+}
+
+/// Stores the scheduler's verdict that no node fits, with its FailedScheduling event.
+fn mark_unschedulable(
+    state: &ServerState,
+    store: &mut Store,
+    key: Key,
+    pod: &Value,
+    message: &str,
+) {
+    let mut updated = pod.clone();
+    updated["status"]["conditions"] = json!([{
+        "type": "PodScheduled", "status": "False", "lastProbeTime": null,
+        "lastTransitionTime": meta::now(), "reason": "Unschedulable", "message": message
+    }]);
+    store.put(key, updated, EventType::Modified);
+    record_event(
+        state,
+        store,
+        pod,
+        "Warning",
+        "FailedScheduling",
+        message,
+        "default-scheduler",
+    );
+}
+
+/// Stores a pod that is on its node but whose volumes cannot be set up: Pending with its
+/// containers in ContainerCreating, as the kubelet leaves it while it retries, and a
+/// FailedMount event. Its activeDeadlineSeconds still apply.
+fn mark_mount_failed(
+    state: &ServerState,
+    store: &mut Store,
+    key: Key,
+    pod: &Value,
+    node: &Value,
+    message: &str,
+) -> Arc<Value> {
+    let now = meta::now();
+    let node_name = meta::name_of(node);
+    let host_ip = node["status"]["addresses"][0]["address"].clone();
+    let containers = pod["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = containers
+        .iter()
+        .filter_map(|container| container["name"].as_str())
+        .collect();
+    let not_ready = format!("containers with unready status: [{}]", names.join(" "));
+    let statuses: Vec<Value> = containers
+        .iter()
+        .map(|container| {
+            json!({
+                "name": container["name"], "image": container["image"], "imageID": "",
+                "ready": false, "started": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}}
+            })
+        })
+        .collect();
+    let mut updated = pod.clone();
+    updated["spec"]["nodeName"] = json!(node_name);
+    updated["status"] = json!({
+        "phase": "Pending",
+        "qosClass": pod["status"]["qosClass"],
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "startTime": now,
+        "conditions": [
+            {"type": "PodReadyToStartContainers", "status": "False", "lastProbeTime": null, "lastTransitionTime": now},
+            {"type": "Initialized", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
+            {"type": "Ready", "status": "False", "lastProbeTime": null, "lastTransitionTime": now,
+             "reason": "ContainersNotReady", "message": not_ready},
+            {"type": "ContainersReady", "status": "False", "lastProbeTime": null, "lastTransitionTime": now,
+             "reason": "ContainersNotReady", "message": not_ready},
+            {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}
+        ],
+        "containerStatuses": statuses
     });
+    let stored = store.put(key, updated, EventType::Modified);
+    record_scheduled(state, store, pod, node_name);
+    record_event(
+        state,
+        store,
+        pod,
+        "Warning",
+        "FailedMount",
+        message,
+        "kubelet",
+    );
+    stored
+}
+
+/// Stores a pod as Running on its node, with a pod IP and running containers.
+fn mark_running(
+    state: &ServerState,
+    store: &mut Store,
+    key: Key,
+    pod: &Value,
+    node: &Value,
+) -> Arc<Value> {
+    let now = meta::now();
+    let node_name = meta::name_of(node);
+    let host_ip = node["status"]["addresses"][0]["address"].clone();
+    let ip = pod_ip(state, node);
     let statuses: Vec<Value> = pod["spec"]["containers"]
         .as_array()
         .cloned()
@@ -413,6 +558,8 @@ fn schedule_and_start(state: &Arc<ServerState>, namespace: &str, name: &str, uid
             })
         })
         .collect();
+    let mut updated = pod.clone();
+    updated["spec"]["nodeName"] = json!(node_name);
     updated["status"] = json!({
         "phase": "Running",
         "qosClass": pod["status"]["qosClass"],
@@ -431,22 +578,26 @@ fn schedule_and_start(state: &Arc<ServerState>, namespace: &str, name: &str, uid
         "containerStatuses": statuses
     });
     let stored = store.put(key, updated, EventType::Modified);
-    super::endpoints::sync(&mut store, namespace);
+    super::endpoints::sync(store, meta::namespace_of(pod));
+    record_scheduled(state, store, pod, node_name);
+    stored
+}
+
+fn record_scheduled(state: &ServerState, store: &mut Store, pod: &Value, node_name: &str) {
+    let message = format!(
+        "Successfully assigned {}/{} to {node_name}",
+        meta::namespace_of(pod),
+        meta::name_of(pod)
+    );
     record_event(
         state,
-        &mut store,
-        &pod,
+        store,
+        pod,
         "Normal",
         "Scheduled",
-        &format!("Successfully assigned {namespace}/{name} to {node_name}"),
+        &message,
         "default-scheduler",
     );
-    drop(store);
-
-    match (local_dir, single) {
-        (Some(dir), true) => start_local_process(state, &stored, &dir),
-        _ => super::process::enforce_deadline(state, &stored),
-    }
 }
 
 /// Pod annotation naming a folder that plays the kubelet root dir for this pod: the kubelet
@@ -469,11 +620,7 @@ fn create_empty_dirs(pod: &Value) {
         .unwrap_or_default();
     for volume in volumes.iter().filter(|v| v.get("emptyDir").is_some()) {
         let name = volume["name"].as_str().unwrap_or("");
-        let folder = std::path::Path::new(root)
-            .join("pods")
-            .join(uid)
-            .join("volumes/kubernetes.io~empty-dir")
-            .join(name);
+        let folder = empty_dir_folder(root, uid, name);
         let created = std::fs::create_dir_all(&folder).and_then(|()| {
             std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777))
         });
@@ -486,10 +633,19 @@ fn create_empty_dirs(pod: &Value) {
     }
 }
 
+/// Returns `<root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<volume>`.
+pub(crate) fn empty_dir_folder(root: &str, uid: &str, volume: &str) -> PathBuf {
+    Path::new(root)
+        .join("pods")
+        .join(uid)
+        .join("volumes/kubernetes.io~empty-dir")
+        .join(volume)
+}
+
 /// Records a core/v1 Event about an object.
 pub(crate) fn record_event(
     state: &ServerState,
-    store: &mut super::store::Store,
+    store: &mut Store,
     object: &Value,
     kind: &str,
     reason: &str,

@@ -18,6 +18,8 @@ mod kubelet;
 mod legacy;
 mod meta;
 mod patch;
+mod pod_volumes;
+mod private_root;
 mod process;
 mod protobuf;
 mod resources;

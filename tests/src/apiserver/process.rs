@@ -12,6 +12,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::http::{ApiRequest, Reply, ServerState};
 use super::meta;
+use super::pod_volumes::Mount;
+use super::private_root::{self, RootSpec};
 use super::status::ApiError;
 use super::store::{EventType, Key};
 
@@ -74,8 +76,9 @@ pub(crate) enum Outcome {
     StartFailed(String),
 }
 
-/// Fails a simulated (not locally run) pod with `DeadlineExceeded` once its
-/// `activeDeadlineSeconds` have passed, unless it reached a terminal phase before.
+/// Fails a pod that is not run locally with `DeadlineExceeded` once its
+/// `activeDeadlineSeconds` have passed, unless it reached a terminal phase before. This covers
+/// simulated containers and pods left Pending on their node because a volume cannot be mounted.
 pub(crate) fn enforce_deadline(state: &Arc<ServerState>, pod: &Value) {
     let Some(seconds) = pod["spec"]["activeDeadlineSeconds"].as_u64() else {
         return;
@@ -94,7 +97,8 @@ pub(crate) fn enforce_deadline(state: &Arc<ServerState>, pod: &Value) {
             .lock_store()
             .get(&Key::new("", "pods", &namespace, &name))
             .is_some_and(|pod| {
-                pod["metadata"]["uid"] == uid && pod["status"]["phase"] == "Running"
+                pod["metadata"]["uid"] == uid
+                    && matches!(pod["status"]["phase"].as_str(), Some("Running" | "Pending"))
             });
         if running {
             finish_pod(
@@ -110,7 +114,14 @@ pub(crate) fn enforce_deadline(state: &Arc<ServerState>, pod: &Value) {
 }
 
 /// Runs the single container of `pod` as a local process with `bin_dir` first on `PATH`.
-pub(crate) fn start_local_process(state: &Arc<ServerState>, pod: &Value, bin_dir: &Path) {
+/// With `mounts` (a pod with claims) the process gets a private root in which its volumes
+/// are mounted; without, it starts directly in the host's file tree.
+pub(crate) fn start_local_process(
+    state: &Arc<ServerState>,
+    pod: &Value,
+    bin_dir: &Path,
+    mounts: Option<Vec<Mount>>,
+) {
     let namespace = meta::namespace_of(pod).to_string();
     let name = meta::name_of(pod).to_string();
     let container = pod["spec"]["containers"][0].clone();
@@ -158,16 +169,40 @@ pub(crate) fn start_local_process(state: &Arc<ServerState>, pod: &Value, bin_dir
         })
         .unwrap_or_default();
     let working_dir = container["workingDir"].as_str().unwrap_or("/").to_string();
+    let read_only_root = container["securityContext"]["readOnlyRootFilesystem"] == true;
     let uid = pod["metadata"]["uid"].clone();
     let task_state = state.clone();
     state.runtime.spawn(async move {
         let started = meta::now();
-        let outcome = if argv.is_empty() {
-            Outcome::StartFailed(
-                "no command or args set for a container of a local image".to_string(),
-            )
+        // The private root's folder lives until the process has ended, also when it is killed
+        // or this task is dropped with the runtime.
+        let mut root_folder = None;
+        let prepared = if argv.is_empty() {
+            Err("no command or args set for a container of a local image".to_string())
+        } else if let Some(mounts) = &mounts {
+            tempfile::Builder::new()
+                .prefix(&format!("test-kubelet-{}-", uid.as_str().unwrap_or("")))
+                .tempdir()
+                .map_err(|error| format!("failed to create the private root folder: {error}"))
+                .and_then(|folder| {
+                    let spec = RootSpec {
+                        folder: folder.path(),
+                        mounts,
+                        working_dir: &working_dir,
+                        read_only_root,
+                    };
+                    let command = private_root::command(&spec, &argv);
+                    root_folder = Some(folder);
+                    command
+                })
         } else {
-            match spawn(&argv, &path, env, &working_dir, &log) {
+            let mut command = tokio::process::Command::new(&argv[0]);
+            command.args(&argv[1..]).current_dir(&working_dir);
+            Ok(command)
+        };
+        let outcome = match prepared {
+            Err(message) => Outcome::StartFailed(message),
+            Ok(command) => match spawn(command, &path, env, &log) {
                 Ok((child, drained)) => {
                     let outcome = supervise(child, deadline, kill_receiver).await;
                     // Output still in the pipe belongs in the log before the phase changes.
@@ -178,8 +213,9 @@ pub(crate) fn start_local_process(state: &Arc<ServerState>, pod: &Value, bin_dir
                 Err(error) => {
                     Outcome::StartFailed(format!("failed to start {:?}: {error}", argv[0]))
                 }
-            }
+            },
         };
+        drop(root_folder);
         log.finish();
         finish_pod(&task_state, &namespace, &name, &uid, &started, outcome);
     });
@@ -188,19 +224,15 @@ pub(crate) fn start_local_process(state: &Arc<ServerState>, pod: &Value, bin_dir
 /// Starts the process with stdout and stderr on one pipe, so the log keeps their order,
 /// and copies that pipe into the log on a thread, which reports when the pipe is drained.
 fn spawn(
-    argv: &[String],
+    mut command: tokio::process::Command,
     path: &std::ffi::OsStr,
     env: Vec<(String, String)>,
-    working_dir: &str,
     log: &Arc<LogBuffer>,
 ) -> std::io::Result<(tokio::process::Child, oneshot::Receiver<()>)> {
     let (mut reader, writer) = std::io::pipe()?;
-    let mut command = tokio::process::Command::new(&argv[0]);
     command
-        .args(&argv[1..])
         .env("PATH", path)
         .envs(env)
-        .current_dir(working_dir)
         .stdin(std::process::Stdio::null())
         .stdout(writer.try_clone()?)
         .stderr(writer)
@@ -303,7 +335,8 @@ pub(crate) fn finish_pod(
         .map(|list| list.iter_mut())
         .into_iter()
         .flatten();
-    for container in containers {
+    // Containers that never started (waiting for their volumes) keep their waiting state.
+    for container in containers.filter(|container| container["state"].get("waiting").is_none()) {
         let mut terminated = json!({
             "exitCode": exit_code,
             "reason": if reason == "DeadlineExceeded" { "Error" } else { reason },
@@ -370,10 +403,16 @@ pub(crate) async fn pod_log(
         }
         _ => {}
     }
-    if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+    let waiting = pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|status| status["state"]["waiting"]["reason"].as_str());
+    if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) || waiting.is_some() {
         return Err(ApiError::bad_request(format!(
-            "container \"{}\" in pod \"{name}\" is waiting to start: ContainerCreating",
-            containers.first().map(String::as_str).unwrap_or("")
+            "container \"{}\" in pod \"{name}\" is waiting to start: {}",
+            containers.first().map(String::as_str).unwrap_or(""),
+            waiting.unwrap_or("ContainerCreating")
         )));
     }
     let log = state
