@@ -5,14 +5,18 @@
 //! move a claim's data with `kubectl migrate backup create` and `restore create` through the
 //! real agent.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use testkit::apiserver::{KubeletOptions, NodeSpec, ServerOptions, TestServer};
-use testkit::plugins;
+use testkit::plugins::{self, bin_dir, ensure_built};
 
+const PASSWORD: &str = "pvc-password";
+/// Agent image that the simulated kubelet runs from the freshly built binaries.
+const LOCAL_AGENT_IMAGE: &str = "example.test/kubectl-plugins-agent:test";
 /// Image whose containers the kubelet runs from a folder of this test (host tools on `PATH`).
 const TOOLS_IMAGE: &str = "example.test/tools:1";
 
@@ -460,4 +464,527 @@ fn local_volume_places_pod_on_its_node() {
         message.starts_with("0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had volume node affinity conflict."),
         "{message}"
     );
+}
+
+/// `test-apiserver` as a child process, killed on drop. Its kubelet runs LOCAL_AGENT_IMAGE and
+/// keeps the private roots of pods under `temp` (through TMPDIR).
+///
+/// NOTE: the simulated kubelet does not resolve `valueFrom` in pod env, so the agents would
+/// never see the password from the run's Secret. The server runs with
+/// KUBECTL_MIGRATE_PASSWORD set, and the agents inherit it.
+struct ServerProcess {
+    child: Child,
+    kubeconfig: PathBuf,
+    temp: PathBuf,
+}
+
+impl ServerProcess {
+    fn start(folder: &Path) -> ServerProcess {
+        ensure_built(&["migrate"]);
+        let temp = folder.join("tmp");
+        std::fs::create_dir_all(&temp).unwrap();
+        let kubeconfig = folder.join("kubeconfig");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_test-apiserver"))
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .arg("--local-image")
+            .arg(format!("{LOCAL_AGENT_IMAGE}={}", bin_dir().display()))
+            .env("KUBECTL_MIGRATE_PASSWORD", PASSWORD)
+            .env("TMPDIR", &temp)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("failed to start test-apiserver");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("http"), "test-apiserver printed {line:?}");
+        ServerProcess {
+            child,
+            kubeconfig,
+            temp,
+        }
+    }
+
+    /// Private root folders of the kubelet's pods that are still on the host.
+    fn private_roots(&self) -> Vec<String> {
+        std::fs::read_dir(&self.temp)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("test-kubelet-"))
+            .collect()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn migrate(kubeconfig: &Path, home: &Path) -> Command {
+    ensure_built(&["migrate"]);
+    let mut command = Command::new(bin_dir().join("kubectl-migrate"));
+    command
+        .env("KUBECONFIG", kubeconfig)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("HOME", home)
+        .env("KUBECTL_MIGRATE_PASSWORD", PASSWORD);
+    command
+}
+
+/// Streams the watch events of pods in a namespace until stopped.
+struct PodWatch {
+    child: Child,
+}
+
+impl PodWatch {
+    fn start(kubeconfig: &Path, namespace: &str) -> PodWatch {
+        let child = plugins::kubectl()
+            .env("KUBECONFIG", kubeconfig)
+            .args([
+                "get",
+                "pods",
+                "-n",
+                namespace,
+                "--watch",
+                "--output-watch-events",
+                "-o",
+                "json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The watch must be established before the pods it should see are created.
+        std::thread::sleep(Duration::from_millis(500));
+        PodWatch { child }
+    }
+
+    /// Stops the watch and returns the first ADDED object whose name starts with `prefix`.
+    fn stop_and_find(mut self, prefix: &str) -> Value {
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = self.child.kill();
+        let mut stdout = Vec::new();
+        std::io::Read::read_to_end(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        serde_json::Deserializer::from_slice(&stdout)
+            .into_iter::<Value>()
+            .filter_map(Result::ok)
+            .find(|event| {
+                event["type"] == "ADDED"
+                    && event["object"]["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|name| name.starts_with(prefix))
+            })
+            .map(|event| event["object"].clone())
+            .unwrap_or_else(|| panic!("no pod {prefix}* was added"))
+    }
+}
+
+impl Drop for PodWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn set_mtime(path: &Path, seconds: u64) {
+    let time = std::time::UNIX_EPOCH + Duration::from_secs(seconds);
+    std::fs::File::open(path)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+}
+
+/// Fills a volume folder the way a database leaves it: nested folders, a large and an empty
+/// file, a symlink, a hard link, several modes and owners, and fixed mtimes.
+fn fill_volume(root: &Path) {
+    use std::os::unix::fs::{PermissionsExt, chown, symlink};
+
+    std::fs::create_dir_all(root.join("base/16384")).unwrap();
+    std::fs::create_dir_all(root.join("conf")).unwrap();
+    let table: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(root.join("base/16384/1259"), &table).unwrap();
+    std::fs::write(root.join("base/16384/empty"), b"").unwrap();
+    std::fs::hard_link(root.join("base/16384/1259"), root.join("base/1259.link")).unwrap();
+    std::fs::write(root.join("conf/postgresql.conf"), "max_connections = 20\n").unwrap();
+    std::fs::write(root.join("PG_VERSION"), "16\n").unwrap();
+    symlink("base/16384/1259", root.join("current")).unwrap();
+
+    let modes = [
+        ("conf", 0o750),
+        ("conf/postgresql.conf", 0o600),
+        ("PG_VERSION", 0o444),
+        ("base/16384/empty", 0o640),
+    ];
+    for (path, mode) in modes {
+        std::fs::set_permissions(root.join(path), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    for path in ["conf", "conf/postgresql.conf", "base/16384/1259"] {
+        chown(root.join(path), Some(999), Some(999)).unwrap();
+    }
+    // Files first, folders last: writing into a folder changes its mtime.
+    let files = [
+        "base/16384/1259",
+        "base/16384/empty",
+        "conf/postgresql.conf",
+        "PG_VERSION",
+    ];
+    for (index, path) in files.iter().enumerate() {
+        set_mtime(&root.join(path), 1_600_000_000 + index as u64 * 3_600);
+    }
+    for (index, path) in ["base/16384", "base", "conf"].iter().enumerate() {
+        set_mtime(&root.join(path), 1_650_000_000 + index as u64 * 60);
+    }
+}
+
+/// Describes every entry under a folder (type, mode, owner, mtime, link count, size and
+/// content digest, or link target), sorted by path, so two trees compare with one assert.
+fn tree_listing(root: &Path) -> Vec<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+
+    let mut listing = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let metadata = std::fs::symlink_metadata(&path).unwrap();
+            let relative = path.strip_prefix(root).unwrap().display().to_string();
+            let detail = if metadata.is_symlink() {
+                format!("-> {}", std::fs::read_link(&path).unwrap().display())
+            } else if metadata.is_dir() {
+                pending.push(path.clone());
+                format!("dir, mtime {}", metadata.mtime())
+            } else {
+                let digest = Sha256::digest(std::fs::read(&path).unwrap());
+                format!(
+                    "{} bytes, mtime {}, links {}, sha256 {:x}",
+                    metadata.len(),
+                    metadata.mtime(),
+                    metadata.nlink(),
+                    digest
+                )
+            };
+            listing.push(format!(
+                "{relative} {:o} {}:{} {detail}",
+                metadata.mode() & 0o7777,
+                metadata.uid(),
+                metadata.gid()
+            ));
+        }
+    }
+    listing.sort();
+    listing
+}
+
+fn apply_namespace(kubeconfig: &Path) {
+    apply(
+        kubeconfig,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    );
+}
+
+/// The Deployment db of namespace shop, whose pod mounts claim data-db at /var/lib/postgresql,
+/// and that pod through its ReplicaSet, annotated for the backup of volume `data`. The pod's
+/// image is not a local one, so the kubelet only marks it Running.
+fn apply_database(kubeconfig: &Path) {
+    let template = json!({
+        "metadata": {"labels": {"app": "db", "pod-template-hash": "7c9f"}},
+        "spec": {
+            "containers": [{"name": "db", "image": "postgres:16",
+                "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql"}]}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db"}}]
+        }
+    });
+    apply(
+        kubeconfig,
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "db", "namespace": "shop"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "db"}}, "template": template}}),
+    );
+    let deployment = get_json(kubeconfig, &["deployment", "db", "-n", "shop"]);
+    apply(
+        kubeconfig,
+        &json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "db-7c9f", "namespace": "shop",
+                "labels": {"app": "db", "pod-template-hash": "7c9f"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "db",
+                    "uid": deployment["metadata"]["uid"], "controller": true}]},
+            "spec": {"replicas": 1,
+                "selector": {"matchLabels": {"app": "db", "pod-template-hash": "7c9f"}},
+                "template": template}}),
+    );
+    let replica_set = get_json(kubeconfig, &["replicaset", "db-7c9f", "-n", "shop"]);
+    let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "db-7c9f-x1", "namespace": "shop",
+            "labels": {"app": "db", "pod-template-hash": "7c9f"},
+            "annotations": {"backup.velero.io/backup-volumes": "data"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "db-7c9f",
+                "uid": replica_set["metadata"]["uid"], "controller": true}]}});
+    pod["spec"] = template["spec"].clone();
+    apply(kubeconfig, &pod);
+}
+
+/// A PersistentVolume of `folder` pre-bound by its claimRef to claim shop/data-db.
+fn shop_volume(name: &str, folder: &Path) -> Value {
+    json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "hostPath": {"path": folder.to_str().unwrap(), "type": "Directory"},
+            "claimRef": {"namespace": "shop", "name": "data-db"}}})
+}
+
+fn mount_of(pod: &Value) -> (Value, Value) {
+    let container = &pod["spec"]["containers"][0];
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|mount| mount["name"] == "data")
+        .cloned()
+        .unwrap_or_else(|| panic!("no data mount in {pod}"));
+    let volume = pod["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|volume| volume["name"] == "data")
+        .cloned()
+        .unwrap();
+    (mount, volume)
+}
+
+#[test]
+fn claim_data_round_trips_through_agents() {
+    assert!(
+        !Path::new("/data").exists(),
+        "the host has /data, so this test would prove nothing"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let source_folder = work.path().join("pv-source");
+    let target_folder = work.path().join("pv-target");
+    std::fs::create_dir(&source_folder).unwrap();
+    std::fs::create_dir(&target_folder).unwrap();
+    fill_volume(&source_folder);
+    let original = tree_listing(&source_folder);
+    let location = format!("file://{}", work.path().join("location").display());
+
+    // Source: the claim is bound to its volume, and the pod that uses it runs on node-1.
+    std::fs::create_dir(work.path().join("source")).unwrap();
+    let source = ServerProcess::start(&work.path().join("source"));
+    apply_namespace(&source.kubeconfig);
+    apply(
+        &source.kubeconfig,
+        &shop_volume("pv-source", &source_folder),
+    );
+    apply(
+        &source.kubeconfig,
+        &json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data-db", "namespace": "shop"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                "volumeName": "pv-source", "storageClassName": ""}}),
+    );
+    apply_database(&source.kubeconfig);
+
+    let watch = PodWatch::start(&source.kubeconfig, "shop");
+    let backup = plugins::run(migrate(&source.kubeconfig, work.path()).args([
+        "backup",
+        "create",
+        "db-1",
+        "--include-namespaces",
+        "shop",
+        "--location",
+        &location,
+        "--agent-image",
+        LOCAL_AGENT_IMAGE,
+        "--volume-timeout",
+        "120",
+    ]));
+    let agent = watch.stop_and_find("kubectl-migrate-backup-");
+    let stdout = plugins::stdout(&backup);
+    assert!(
+        backup.status.success(),
+        "backup failed:\n{stdout}\n{}",
+        plugins::stderr(&backup)
+    );
+    assert!(stdout.contains("volume data: 1 volumes copied"), "{stdout}");
+    let (mount, volume) = mount_of(&agent);
+    assert_eq!(
+        mount,
+        json!({"name": "data", "mountPath": "/data", "readOnly": true})
+    );
+    assert_eq!(
+        volume["persistentVolumeClaim"],
+        json!({"claimName": "data-db", "readOnly": true})
+    );
+    assert_eq!(source.private_roots(), Vec::<String>::new());
+    assert_eq!(
+        tree_listing(&source_folder),
+        original,
+        "the backup changed the source"
+    );
+
+    // The record counts what the agent read through /data.
+    let describe = plugins::run(migrate(&source.kubeconfig, work.path()).args([
+        "backup",
+        "describe",
+        "db-1",
+        "--details",
+        "--location",
+        &location,
+    ]));
+    let text = plugins::stdout(&describe);
+    let row = text
+        .lines()
+        .find(|line| line.contains("pvc/data-db"))
+        .unwrap_or_else(|| panic!("{text}"));
+    for cell in ["shop", "db-7c9f-x1", "data", "300024", " 5 "] {
+        assert!(row.contains(cell), "row {row:?} lacks {cell:?}");
+    }
+
+    // Target: an empty folder behind a volume pre-bound to the claim that the restore creates.
+    std::fs::create_dir(work.path().join("target")).unwrap();
+    let target = ServerProcess::start(&work.path().join("target"));
+    apply(
+        &target.kubeconfig,
+        &shop_volume("pv-target", &target_folder),
+    );
+    let watch = PodWatch::start(&target.kubeconfig, "shop");
+    let restore = plugins::run(migrate(&target.kubeconfig, work.path()).args([
+        "restore",
+        "create",
+        "--from-backup",
+        "db-1",
+        "--location",
+        &location,
+        "--exclude-resources",
+        "persistentvolumes",
+        "--agent-image",
+        LOCAL_AGENT_IMAGE,
+        "--volume-timeout",
+        "120",
+    ]));
+    let agent = watch.stop_and_find("kubectl-migrate-restore-");
+    let stderr = plugins::stderr(&restore);
+    assert!(
+        restore.status.success(),
+        "restore failed:\n{}\n{stderr}",
+        plugins::stdout(&restore)
+    );
+    assert!(
+        stderr.contains("volume data restored into PersistentVolumeClaim shop/data-db"),
+        "{stderr}"
+    );
+    let (mount, volume) = mount_of(&agent);
+    assert_eq!(
+        mount,
+        json!({"name": "data", "mountPath": "/data", "readOnly": false})
+    );
+    assert_eq!(
+        volume["persistentVolumeClaim"],
+        json!({"claimName": "data-db"})
+    );
+
+    // The agent wrote through the claim into the new folder, metadata included.
+    assert_eq!(tree_listing(&target_folder), original);
+    let claim = get_json(&target.kubeconfig, &["pvc", "data-db", "-n", "shop"]);
+    assert_eq!(claim["spec"]["volumeName"], Value::Null);
+    assert!(
+        kubectl(&target.kubeconfig, &["get", "pv", "pv-source"])
+            .status
+            .code()
+            == Some(1)
+    );
+    assert!(
+        kubectl(
+            &target.kubeconfig,
+            &["get", "deployment", "db", "-n", "shop"]
+        )
+        .status
+        .success()
+    );
+    assert_eq!(target.private_roots(), Vec::<String>::new());
+    assert_eq!(
+        host_mounts_with(&work.path().to_string_lossy()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn restore_into_unbound_claim_fails_with_reason() {
+    let work = tempfile::tempdir().unwrap();
+    let location = format!("file://{}", work.path().join("location").display());
+    std::fs::create_dir(work.path().join("server")).unwrap();
+    let server = ServerProcess::start(&work.path().join("server"));
+    let kubeconfig = &server.kubeconfig;
+
+    // A backup of the claim and its Deployment, and a record that says the claim has data.
+    apply_namespace(kubeconfig);
+    apply(
+        kubeconfig,
+        &json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data-db", "namespace": "shop"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    );
+    let backup = plugins::run(migrate(kubeconfig, work.path()).args([
+        "backup",
+        "create",
+        "db-1",
+        "--include-namespaces",
+        "shop",
+        "--location",
+        &location,
+    ]));
+    assert!(backup.status.success(), "{}", plugins::stderr(&backup));
+    let record = work
+        .path()
+        .join("location/backups/db-1/volumes/shop/db-0/data.json");
+    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+    std::fs::write(
+        &record,
+        serde_json::to_vec(&json!({
+            "namespace": "shop", "pod": "db-0", "volume": "data", "node": "node-1",
+            "source": {"pvc": {"claim": "data-db"}}, "snapshot": "snap-1",
+            "stats": {"files": 1, "directories": 1, "other_entries": 0, "total_bytes": 10,
+                "unchanged_files": 0, "read_bytes": 10, "new_chunks": 1, "new_bytes": 10,
+                "stored_bytes": 60, "duration_ms": 5}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+
+    // Restore into a namespace where no PersistentVolume will ever bind the claim.
+    let started = Instant::now();
+    let restore = plugins::run(migrate(kubeconfig, work.path()).args([
+        "restore",
+        "create",
+        "--from-backup",
+        "db-1",
+        "--location",
+        &location,
+        "--namespace-mappings",
+        "shop:shop-new",
+        "--agent-image",
+        LOCAL_AGENT_IMAGE,
+        "--schedule-timeout",
+        "2",
+    ]));
+    let stderr = plugins::stderr(&restore);
+    assert_eq!(restore.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(
+        stderr.contains("cannot be scheduled: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."),
+        "{stderr}"
+    );
+    assert!(stderr.contains("FailedScheduling"), "{stderr}");
+    let pods = get_json(kubeconfig, &["pods", "-n", "shop-new"]);
+    assert!(
+        pods["items"].as_array().unwrap().is_empty(),
+        "agent pod left: {pods}"
+    );
+    assert_eq!(server.private_roots(), Vec::<String>::new());
 }
