@@ -68,6 +68,34 @@ impl ParsedArgs {
             .find(|flag| flag.name == name)
             .and_then(|flag| flag.value.as_deref())
     }
+
+    /// Rejects every positional argument of `command`, which takes only flags.
+    pub fn reject_positionals(&self, command: &str) -> Result<()> {
+        self.limit_positionals(command, 0, "only flags")
+    }
+
+    /// Rejects the positional arguments of `command` after the first `max`; `accepted` ends
+    /// the error message with what the command takes (`one container`).
+    pub fn limit_positionals(&self, command: &str, max: usize, accepted: &str) -> Result<()> {
+        match self.positionals.get(max) {
+            Some(extra) => Err(Error::usage(format!(
+                "unexpected argument {extra:?} for {command}: {command} takes {accepted}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Requires at least one positional argument of `command`; `argument` names it in the
+    /// error (`container id` becomes `CONTAINER-ID` in the usage shown).
+    pub fn require_positional(&self, command: &str, argument: &str) -> Result<()> {
+        if self.positionals.is_empty() {
+            return Err(Error::usage(format!(
+                "missing {argument} for {command}: pass it as {command} [FLAGS] {}",
+                argument.to_uppercase().replace(' ', "-")
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Parses `args` of `command` (for errors, e.g. `docker logs`) against `specs`.
@@ -322,6 +350,49 @@ mod tests {
     fn switch_with_value_rejected() {
         let error = parse("docker logs", &words(&["--follow=no"]), SPECS, None).unwrap_err();
         assert!(error.to_string().starts_with("invalid value \"no\""));
+    }
+
+    #[test]
+    fn positionals_rejected_for_flag_only_command() {
+        let parsed = parse(
+            "docker ps",
+            &words(&["-a", "web"]),
+            &[switch("all", Some('a'))],
+            None,
+        )
+        .unwrap();
+        let error = parsed.reject_positionals("docker ps").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unexpected argument \"web\" for docker ps: docker ps takes only flags"
+        );
+        assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn positionals_limited_after_max() {
+        let parsed = parse("docker logs", &words(&["web", "db"]), SPECS, None).unwrap();
+        assert!(parsed.limit_positionals("docker logs", 2, "two").is_ok());
+        let error = parsed
+            .limit_positionals("docker logs", 1, "one container")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unexpected argument \"db\" for docker logs: docker logs takes one container"
+        );
+    }
+
+    #[test]
+    fn positional_required_names_argument() {
+        let parsed = parse("crictl logs", &words(&["-f"]), SPECS, None).unwrap();
+        let error = parsed
+            .require_positional("crictl logs", "container id")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "missing container id for crictl logs: pass it as crictl logs [FLAGS] CONTAINER-ID"
+        );
+        assert_eq!(error.exit_code(), 2);
     }
 
     #[test]

@@ -80,25 +80,6 @@ fn output_flag(parsed: &ParsedArgs, out: &mut Translation, words: &mut Vec<Strin
     }
 }
 
-fn reject_positionals(name: &str, parsed: &ParsedArgs) -> Result<()> {
-    match parsed.positionals.first() {
-        Some(extra) => Err(Error::usage(format!(
-            "unexpected argument {extra:?} for {name}: {name} takes only flags"
-        ))),
-        None => Ok(()),
-    }
-}
-
-fn require_positionals(name: &str, parsed: &ParsedArgs, min: usize, argument: &str) -> Result<()> {
-    if parsed.positionals.len() < min {
-        return Err(Error::usage(format!(
-            "missing {argument} for {name}: pass it as {name} [FLAGS] {}",
-            argument.to_uppercase().replace(' ', "-")
-        )));
-    }
-    Ok(())
-}
-
 /// Container filter flags that `ps`, `inspect` and `exec` share.
 const FILTER_FLAGS: &[FlagSpec] = &[
     valued("id", None),
@@ -200,7 +181,7 @@ fn ps_flags() -> Vec<FlagSpec> {
 
 fn ps(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, &ps_flags(), None)?;
-    reject_positionals(name, &parsed)?;
+    parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["docker".to_string(), "ps".to_string()];
     container_filters(&parsed, &mut out, &mut words)?;
@@ -235,12 +216,7 @@ const IMAGES_FLAGS: &[FlagSpec] = &[
 
 fn images(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, IMAGES_FLAGS, None)?;
-    if parsed.positionals.len() > 1 {
-        return Err(Error::usage(format!(
-            "unexpected argument {:?} for {name}: {name} takes at most one REPOSITORY[:TAG]",
-            parsed.positionals[1]
-        )));
-    }
+    parsed.limit_positionals(name, 1, "at most one REPOSITORY[:TAG]")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["docker".to_string(), "images".to_string()];
     for flag in &parsed.flags {
@@ -298,7 +274,7 @@ const LOGS_FLAGS: &[FlagSpec] = &[
 
 fn logs(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, LOGS_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "container id")?;
+    parsed.require_positional(name, "container id")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["docker".to_string(), "logs".to_string()];
     for flag in &parsed.flags {
@@ -394,7 +370,7 @@ fn inspect(input: &[String], name: &str, args: &[String]) -> Result<Translation>
 
 fn inspecti(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, STATUS_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "image id")?;
+    parsed.require_positional(name, "image id")?;
     let mut out = Translation::new(input, true);
     let mut words = vec![
         "docker".to_string(),
@@ -409,7 +385,7 @@ fn inspecti(input: &[String], name: &str, args: &[String]) -> Result<Translation
 
 fn inspectp(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, STATUS_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "pod id")?;
+    parsed.require_positional(name, "pod id")?;
     let mut out = Translation::new(input, true);
     let mut words = vec![
         "docker".to_string(),
@@ -522,7 +498,7 @@ const ATTACH_FLAGS: &[FlagSpec] = &[
 
 fn attach(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, ATTACH_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "container id")?;
+    parsed.require_positional(name, "container id")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["docker".to_string(), "attach".to_string()];
     if !parsed.has("stdin") {
@@ -570,7 +546,7 @@ fn stop(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
         out.raw_command(format!("{} $(docker ps -q)", join_quoted(&words)));
         return Ok(out);
     }
-    require_positionals(name, &parsed, 1, "container id")?;
+    parsed.require_positional(name, "container id")?;
     let mut words = words;
     words.extend(parsed.positionals.iter().cloned());
     out.command(&words);
@@ -579,7 +555,7 @@ fn stop(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
 
 fn start(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, &[], None)?;
-    require_positionals(name, &parsed, 1, "container id")?;
+    parsed.require_positional(name, "container id")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["docker".to_string(), "start".to_string()];
     words.extend(parsed.positionals.iter().cloned());
@@ -607,7 +583,7 @@ fn rm(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
         out.raw_command(format!("{} $(docker ps -a -q)", join_quoted(&words)));
         return Ok(out);
     }
-    require_positionals(name, &parsed, 1, "container id")?;
+    parsed.require_positional(name, "container id")?;
     words.extend(parsed.positionals.iter().cloned());
     out.command(&words);
     Ok(out)
@@ -627,7 +603,7 @@ fn rmi(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
         out.raw_command("docker rmi $(docker images -q)");
         return Ok(out);
     }
-    require_positionals(name, &parsed, 1, "image id")?;
+    parsed.require_positional(name, "image id")?;
     let mut words = vec!["docker".to_string(), "rmi".to_string()];
     words.extend(parsed.positionals.iter().cloned());
     out.command(&words);
@@ -650,7 +626,7 @@ const PULL_FLAGS: &[FlagSpec] = &[
 
 fn pull(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, PULL_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "image")?;
+    parsed.require_positional(name, "image")?;
     let image = parsed.positionals[0].clone();
     let mut out = Translation::new(input, true);
 
@@ -794,7 +770,7 @@ const PODS_FLAGS: &[FlagSpec] = &[
 
 fn pods(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, PODS_FLAGS, None)?;
-    reject_positionals(name, &parsed)?;
+    parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, false);
     let mut words = vec!["docker".to_string(), "ps".to_string()];
 
@@ -867,7 +843,7 @@ const RUNP_FLAGS: &[FlagSpec] = &[
 
 fn runp(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, RUNP_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "pod config")?;
+    parsed.require_positional(name, "pod config")?;
     let mut out = Translation::new(input, false);
     out.command(&["kubectl", "apply", "-f", "pod.yaml"]);
     out.note("docker cannot create a pod sandbox: create the pod through the API server and the kubelet makes the sandbox");
@@ -908,7 +884,7 @@ fn stop_or_remove_pods(
     if parsed.has("all") {
         out.raw_command(format!("{base} $({list} --filter label={POD_UID_LABEL})"));
     } else {
-        require_positionals(name, &parsed, 1, "pod id")?;
+        parsed.require_positional(name, "pod id")?;
         for pod in &parsed.positionals {
             out.raw_command(format!(
                 "{base} $({list} --filter label={SANDBOX_LABEL}={}) {}",
@@ -947,7 +923,7 @@ const IMAGEFSINFO_FLAGS: &[FlagSpec] = &[valued("output", Some('o')), valued("te
 
 fn imagefsinfo(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, IMAGEFSINFO_FLAGS, None)?;
-    reject_positionals(name, &parsed)?;
+    parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["docker".to_string(), "system".to_string(), "df".to_string()];
     output_flag(&parsed, &mut out, &mut words);
@@ -985,7 +961,7 @@ const UPDATE_FLAGS: &[FlagSpec] = &[
 
 fn update(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, UPDATE_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "container id")?;
+    parsed.require_positional(name, "container id")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["docker".to_string(), "update".to_string()];
     for flag in &parsed.flags {
@@ -1015,7 +991,7 @@ fn version_or_info(
 ) -> Result<Translation> {
     let specs: &[FlagSpec] = if command == "info" { INFO_FLAGS } else { &[] };
     let parsed = parse(name, args, specs, None)?;
-    reject_positionals(name, &parsed)?;
+    parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["docker".to_string(), command.to_string()];
     output_flag(&parsed, &mut out, &mut words);
@@ -1030,7 +1006,7 @@ const EVENTS_FLAGS: &[FlagSpec] = &[valued("output", Some('o')), valued("templat
 
 fn events(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, EVENTS_FLAGS, None)?;
-    reject_positionals(name, &parsed)?;
+    parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["docker".to_string(), "events".to_string()];
     output_flag(&parsed, &mut out, &mut words);

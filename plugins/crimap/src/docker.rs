@@ -142,25 +142,6 @@ fn format_flag(parsed: &ParsedArgs, out: &mut Translation, words: &mut Vec<Strin
     }
 }
 
-fn require_positionals(name: &str, parsed: &ParsedArgs, min: usize, argument: &str) -> Result<()> {
-    if parsed.positionals.len() < min {
-        return Err(Error::usage(format!(
-            "missing {argument} for {name}: pass it as {name} [FLAGS] {}",
-            argument.to_uppercase().replace(' ', "-")
-        )));
-    }
-    Ok(())
-}
-
-fn reject_positionals(name: &str, parsed: &ParsedArgs) -> Result<()> {
-    match parsed.positionals.first() {
-        Some(extra) => Err(Error::usage(format!(
-            "unexpected argument {extra:?} for {name}: {name} takes only flags"
-        ))),
-        None => Ok(()),
-    }
-}
-
 const PS_FLAGS: &[FlagSpec] = &[
     switch("all", Some('a')),
     valued("filter", Some('f')),
@@ -174,7 +155,7 @@ const PS_FLAGS: &[FlagSpec] = &[
 
 fn ps(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, PS_FLAGS, None)?;
-    reject_positionals(name, &parsed)?;
+    parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "ps".to_string()];
     for flag in &parsed.flags {
@@ -260,12 +241,7 @@ const IMAGES_FLAGS: &[FlagSpec] = &[
 
 fn images(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, IMAGES_FLAGS, None)?;
-    if parsed.positionals.len() > 1 {
-        return Err(Error::usage(format!(
-            "unexpected argument {:?} for {name}: {name} takes at most one REPOSITORY[:TAG]",
-            parsed.positionals[1]
-        )));
-    }
+    parsed.limit_positionals(name, 1, "at most one REPOSITORY[:TAG]")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "images".to_string()];
     for flag in &parsed.flags {
@@ -333,13 +309,8 @@ const LOGS_FLAGS: &[FlagSpec] = &[
 
 fn logs(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, LOGS_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "container")?;
-    if parsed.positionals.len() > 1 {
-        return Err(Error::usage(format!(
-            "unexpected argument {:?} for {name}: {name} takes one container",
-            parsed.positionals[1]
-        )));
-    }
+    parsed.require_positional(name, "container")?;
+    parsed.limit_positionals(name, 1, "one container")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "logs".to_string()];
     for flag in &parsed.flags {
@@ -403,7 +374,7 @@ fn inspect(
     forced_type: Option<&str>,
 ) -> Result<Translation> {
     let parsed = parse(name, args, INSPECT_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "name or id")?;
+    parsed.require_positional(name, "name or id")?;
     let object_type = forced_type.or(parsed.value("type"));
     let mut out = Translation::new(input, true);
 
@@ -567,7 +538,7 @@ const ATTACH_FLAGS: &[FlagSpec] = &[
 
 fn attach(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, ATTACH_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "container")?;
+    parsed.require_positional(name, "container")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "attach".to_string()];
     if !parsed.has("no-stdin") {
@@ -589,7 +560,7 @@ const KILL_FLAGS: &[FlagSpec] = &[valued("signal", Some('s'))];
 
 fn kill(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, KILL_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "container")?;
+    parsed.require_positional(name, "container")?;
     let mut out = Translation::new(input, true);
     let mut words: Vec<String> = ["crictl", "stop", "--timeout", "0"]
         .map(String::from)
@@ -625,7 +596,7 @@ const STOP_FLAGS: &[FlagSpec] = &[
 
 fn stop(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, STOP_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "container")?;
+    parsed.require_positional(name, "container")?;
     let mut out = Translation::new(input, true);
     let timeout = match parsed.value("timeout") {
         Some(value) => {
@@ -660,7 +631,7 @@ const START_FLAGS: &[FlagSpec] = &[
 
 fn start(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, START_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "container")?;
+    parsed.require_positional(name, "container")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "start".to_string()];
     words.extend(parsed.positionals.iter().cloned());
@@ -685,7 +656,7 @@ const RM_FLAGS: &[FlagSpec] = &[
 
 fn rm(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, RM_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "container")?;
+    parsed.require_positional(name, "container")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "rm".to_string()];
     if parsed.has("force") {
@@ -706,7 +677,7 @@ const RMI_FLAGS: &[FlagSpec] = &[switch("force", Some('f')), switch("no-prune", 
 
 fn rmi(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, RMI_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "image")?;
+    parsed.require_positional(name, "image")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "rmi".to_string()];
     words.extend(parsed.positionals.iter().cloned());
@@ -729,7 +700,7 @@ const PULL_FLAGS: &[FlagSpec] = &[
 
 fn pull(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, PULL_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "image")?;
+    parsed.require_positional(name, "image")?;
     let mut out = Translation::new(input, true);
     out.command(&["crictl", "pull", parsed.positionals[0].as_str()]);
     out.note("crictl does not read docker login's credentials: pass --creds USER:PASSWORD or --auth BASE64 for a private registry");
@@ -804,7 +775,7 @@ const CFS_PERIOD_MICROS: u64 = 100_000;
 
 fn update(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, UPDATE_FLAGS, None)?;
-    require_positionals(name, &parsed, 1, "container")?;
+    parsed.require_positional(name, "container")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "update".to_string()];
     for flag in &parsed.flags {
@@ -916,7 +887,7 @@ fn version_or_info(
     args: &[String],
 ) -> Result<Translation> {
     let parsed = parse(name, args, VERSION_FLAGS, None)?;
-    reject_positionals(name, &parsed)?;
+    parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), command.to_string()];
     if let Some(format) = parsed.value("format") {
@@ -942,7 +913,7 @@ const EVENTS_FLAGS: &[FlagSpec] = &[
 
 fn events(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, EVENTS_FLAGS, None)?;
-    reject_positionals(name, &parsed)?;
+    parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "events".to_string()];
     format_flag(&parsed, &mut out, &mut words);
@@ -964,7 +935,7 @@ fn no_flags(
     notes: &[&str],
 ) -> Result<Translation> {
     let parsed = parse(name, args, &[], None)?;
-    reject_positionals(name, &parsed)?;
+    parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
     out.command(words);
     for note in notes {
@@ -982,7 +953,7 @@ const PRUNE_FLAGS: &[FlagSpec] = &[
 fn image_prune(input: &[String], args: &[String]) -> Result<Translation> {
     let name = "docker image prune";
     let parsed = parse(name, args, PRUNE_FLAGS, None)?;
-    reject_positionals(name, &parsed)?;
+    parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
     out.command(&["crictl", "rmi", "--prune"]);
     if !parsed.has("all") {
@@ -997,7 +968,7 @@ fn image_prune(input: &[String], args: &[String]) -> Result<Translation> {
 fn container_prune(input: &[String], args: &[String]) -> Result<Translation> {
     let name = "docker container prune";
     let parsed = parse(name, args, PRUNE_FLAGS, None)?;
-    reject_positionals(name, &parsed)?;
+    parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
     out.raw_command("crictl rm $(crictl ps -a -q --state exited)");
     out.note("crictl has no prune for containers: this removes the exited ones; the kubelet also garbage-collects them");
