@@ -988,3 +988,55 @@ fn restore_into_unbound_claim_fails_with_reason() {
     );
     assert_eq!(server.private_roots(), Vec::<String>::new());
 }
+
+#[test]
+fn security_context_limits_the_process() {
+    let work = tempfile::tempdir().unwrap();
+    let folder = work.path().join("pv-caps");
+    std::fs::create_dir(&folder).unwrap();
+    // Only the capabilities of the process let it read a file of another owner with mode 0600.
+    std::fs::write(folder.join("secret"), "s3cret\n").unwrap();
+    std::fs::set_permissions(
+        folder.join("secret"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(folder.join("secret"), Some(999), Some(999)).unwrap();
+    let server = tools_server(work.path());
+    let kubeconfig = server.kubeconfig();
+    apply(kubeconfig, &host_path_volume("pv-caps", &folder, None));
+    apply(kubeconfig, &claim("data", Some("pv-caps")));
+    let report = "id -u; id -g; grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status; \
+        cat /data/secret 2>/dev/null || echo denied";
+    // CapEff bit 2 is CAP_DAC_READ_SEARCH; 0xa80425fb is the default set of containerd.
+    let cases = [
+        (
+            "least",
+            json!({"runAsUser": 0, "allowPrivilegeEscalation": false,
+                "capabilities": {"drop": ["ALL"], "add": ["DAC_READ_SEARCH"]}}),
+            "0\n0\nCapEff:\t0000000000000004\nCapBnd:\t0000000000000004\nNoNewPrivs:\t1\ns3cret\n",
+        ),
+        (
+            "default",
+            json!({}),
+            "0\n0\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t0\ns3cret\n",
+        ),
+        (
+            "nocaps",
+            json!({"runAsUser": 0, "capabilities": {"drop": ["ALL"]}}),
+            "0\n0\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t0\ndenied\n",
+        ),
+        (
+            "nonroot",
+            json!({"runAsUser": 65532, "runAsGroup": 65532, "capabilities": {"drop": ["ALL"]}}),
+            "65532\n65532\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t0\ndenied\n",
+        ),
+    ];
+    for (name, context, expected) in cases {
+        let mut pod = tools_pod(name, "data", report);
+        pod["spec"]["containers"][0]["securityContext"] = context;
+        apply(kubeconfig, &pod);
+        wait_for_pod(kubeconfig, name, "succeeded", phase_is("Succeeded"));
+        assert_eq!(pod_log(kubeconfig, name), expected, "pod {name}");
+    }
+}

@@ -5,11 +5,15 @@
 //! mounts a tmpfs on an empty temporary folder, an overlay with the host's `/` as lower layer
 //! on `<folder>/merged`, binds the host's other mount points into it, binds each volume at its
 //! mount path and then execs `chroot`, which execs the command. Every step is an `exec`, so
-//! the process id stays the container's own and a kill reaches the command itself. The mounts
-//! exist only in the new namespace and disappear with its last process. The host sees only
-//! the empty temporary folder, which the caller removes.
+//! the process id stays the container's own and a kill reaches the command itself. Between
+//! `chroot` and the command, `setpriv` applies the container's securityContext: user and group,
+//! capability bounding set and no_new_privs. The mounts exist only in the new namespace and
+//! disappear with its last process. The host sees only the empty temporary folder, which the
+//! caller removes.
 
 use std::path::{Path, PathBuf};
+
+use serde_json::Value;
 
 use super::pod_volumes::{Mount, MountSource};
 
@@ -25,6 +29,117 @@ pub(crate) struct RootSpec<'a> {
     /// `securityContext.readOnlyRootFilesystem`: the overlay is remounted read-only after
     /// the mount points are created, so only volumes and the host's other mounts are writable.
     pub read_only_root: bool,
+    pub privileges: &'a Privileges,
+}
+
+/// Capabilities of a container whose securityContext changes none: the default set of
+/// containerd and Docker.
+const DEFAULT_CAPABILITIES: [&str; 14] = [
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+/// User, group and capabilities of a container process, from its securityContext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Privileges {
+    /// Capability bounding set, as upper-case names without `CAP_`; `None` keeps every
+    /// capability (a privileged container).
+    pub capabilities: Option<Vec<String>>,
+    pub user: Option<i64>,
+    pub group: Option<i64>,
+    /// `allowPrivilegeEscalation: false`.
+    pub no_new_privileges: bool,
+}
+
+impl Privileges {
+    /// Reads the first container's securityContext, with the pod's runAsUser and runAsGroup
+    /// as defaults. Capabilities start from the default set, lose `drop` (`ALL` drops every
+    /// one) and gain `add`.
+    pub fn of_pod(pod: &Value) -> Privileges {
+        let context = &pod["spec"]["containers"][0]["securityContext"];
+        let pod_context = &pod["spec"]["securityContext"];
+        let id = |field: &str| {
+            context[field]
+                .as_i64()
+                .or_else(|| pod_context[field].as_i64())
+        };
+        let names = |field: &str| -> Vec<String> {
+            context["capabilities"][field]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|name| name.trim_start_matches("CAP_").to_ascii_uppercase())
+                .collect()
+        };
+
+        let capabilities = if context["privileged"] == true {
+            None
+        } else {
+            let dropped = names("drop");
+            let mut kept: Vec<String> = if dropped.iter().any(|name| name == "ALL") {
+                Vec::new()
+            } else {
+                DEFAULT_CAPABILITIES
+                    .iter()
+                    .map(|name| name.to_string())
+                    .filter(|name| !dropped.contains(name))
+                    .collect()
+            };
+            for name in names("add") {
+                if !kept.contains(&name) {
+                    kept.push(name);
+                }
+            }
+            kept.sort();
+            Some(kept)
+        };
+        Privileges {
+            capabilities,
+            user: id("runAsUser"),
+            group: id("runAsGroup"),
+            no_new_privileges: context["allowPrivilegeEscalation"] == false,
+        }
+    }
+
+    /// Returns the `setpriv` options that apply these privileges.
+    fn setpriv_options(&self) -> Vec<String> {
+        let mut options = Vec::new();
+        if let Some(user) = self.user {
+            options.push(format!("--reuid={user}"));
+        }
+        if let Some(group) = self.group {
+            options.push(format!("--regid={group}"));
+        }
+        if self.user.is_some() || self.group.is_some() {
+            options.push("--clear-groups".to_string());
+        }
+        if let Some(capabilities) = &self.capabilities {
+            let mut set = "-all".to_string();
+            for name in capabilities {
+                set.push_str(",+");
+                set.push_str(&name.to_ascii_lowercase());
+            }
+            options.push("--inh-caps=-all".to_string());
+            options.push(format!("--bounding-set={set}"));
+        }
+        if self.no_new_privileges {
+            options.push("--no-new-privs".to_string());
+        }
+        options
+    }
 }
 
 /// Builds the command that runs `argv` inside a private root. It fails when `unshare`,
@@ -33,10 +148,16 @@ pub(crate) fn command(spec: &RootSpec, argv: &[String]) -> Result<tokio::process
     let unshare = find_tool("unshare")?;
     let mount = find_tool("mount")?;
     let chroot = find_tool("chroot")?;
+    let setpriv = find_tool("setpriv")?;
     let mount_points = std::fs::read_to_string("/proc/self/mountinfo")
         .map(|text| host_mount_points(&text, spec.folder))
         .map_err(|error| format!("failed to read /proc/self/mountinfo: {error}"))?;
-    let script = setup_script(spec, &mount_points, &mount, &chroot, argv);
+    let tools = Tools {
+        mount,
+        chroot,
+        setpriv,
+    };
+    let script = setup_script(spec, &mount_points, &tools, argv);
 
     let mut command = tokio::process::Command::new(unshare);
     command
@@ -104,19 +225,26 @@ fn quote_path(path: &Path) -> String {
     quote(&path.to_string_lossy())
 }
 
+/// Host paths of the tools the script runs. `setpriv` runs after `chroot`, from the same path
+/// in the overlay of the host's root.
+struct Tools {
+    mount: PathBuf,
+    chroot: PathBuf,
+    setpriv: PathBuf,
+}
+
 /// Writes the shell script that sets up the root and execs the command. Paths are quoted
 /// into the script, so it reads no variables of the container's environment.
 fn setup_script(
     spec: &RootSpec,
     host_mount_points: &[String],
-    mount: &Path,
-    chroot: &Path,
+    tools: &Tools,
     argv: &[String],
 ) -> String {
     let folder = spec.folder;
     let merged = folder.join("merged");
     let inside = |path: &str| quote_path(&merged.join(path.trim_start_matches('/')));
-    let mount = quote_path(mount);
+    let mount = quote_path(&tools.mount);
     let mut lines = vec![format!(
         "fail() {{ echo \"simulated kubelet: $*\" >&2; exit {SETUP_FAILED}; }}"
     )];
@@ -209,12 +337,21 @@ fn setup_script(
         }
     }
 
-    // chroot execs a shell that enters the working folder and execs the command.
+    // chroot execs setpriv, which execs a shell that enters the working folder and execs the
+    // command.
     let mut exec = format!(
-        "exec {} {merged_quoted} /bin/sh -c 'cd \"$1\" || exit {SETUP_FAILED}; shift; exec \"$@\"' sh {}",
-        quote_path(chroot),
-        quote(spec.working_dir)
+        "exec {} {merged_quoted} {}",
+        quote_path(&tools.chroot),
+        quote_path(&tools.setpriv)
     );
+    for option in spec.privileges.setpriv_options() {
+        exec.push(' ');
+        exec.push_str(&quote(&option));
+    }
+    exec.push_str(&format!(
+        " -- /bin/sh -c 'cd \"$1\" || exit {SETUP_FAILED}; shift; exec \"$@\"' sh {}",
+        quote(spec.working_dir)
+    ));
     for word in argv {
         exec.push(' ');
         exec.push_str(&quote(word));
@@ -252,17 +389,28 @@ mod tests {
             container_path: "/data".into(),
             read_only: true,
         }];
+        let privileges = Privileges {
+            capabilities: Some(vec!["DAC_READ_SEARCH".to_string()]),
+            user: None,
+            group: None,
+            no_new_privileges: true,
+        };
         let spec = RootSpec {
             folder: Path::new("/tmp/root"),
             mounts: &mounts,
             working_dir: "/",
             read_only_root: true,
+            privileges: &privileges,
+        };
+        let tools = Tools {
+            mount: PathBuf::from("/usr/bin/mount"),
+            chroot: PathBuf::from("/usr/sbin/chroot"),
+            setpriv: PathBuf::from("/usr/bin/setpriv"),
         };
         let script = setup_script(
             &spec,
             &["/proc".to_string()],
-            Path::new("/usr/bin/mount"),
-            Path::new("/usr/sbin/chroot"),
+            &tools,
             &["kubectl-migrate".to_string(), "agent".to_string()],
         );
         let position = |needle: &str| {
@@ -274,6 +422,40 @@ mod tests {
         assert!(position("remount,ro '/tmp/root/merged'") < position("--bind '/srv/pv-1'"));
         assert!(position("mkdir -p '/tmp/root/merged/data'") < position("remount,ro '"));
         assert!(script.contains("remount,bind,ro '/tmp/root/merged/data'"));
+        assert!(script.contains(
+            "'/usr/bin/setpriv' '--inh-caps=-all' '--bounding-set=-all,+dac_read_search' '--no-new-privs' -- /bin/sh"
+        ));
         assert!(script.ends_with("sh '/' 'kubectl-migrate' 'agent'"));
+    }
+
+    fn pod_with(context: Value) -> Value {
+        serde_json::json!({"spec": {"securityContext": {"runAsUser": 1000},
+            "containers": [{"name": "c", "securityContext": context}]}})
+    }
+
+    #[test]
+    fn privileges_follow_security_context() {
+        let restricted = Privileges::of_pod(&pod_with(serde_json::json!({
+            "runAsUser": 0, "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "CAP_FOWNER"]}
+        })));
+        assert_eq!(
+            restricted,
+            Privileges {
+                capabilities: Some(vec!["CHOWN".to_string(), "FOWNER".to_string()]),
+                user: Some(0),
+                group: None,
+                no_new_privileges: true,
+            }
+        );
+        let default = Privileges::of_pod(&pod_with(serde_json::json!({
+            "capabilities": {"drop": ["NET_RAW"]}
+        })));
+        assert_eq!(default.user, Some(1000));
+        let kept = default.capabilities.unwrap();
+        assert_eq!(kept.len(), 13);
+        assert!(!kept.contains(&"NET_RAW".to_string()));
+        let privileged = Privileges::of_pod(&pod_with(serde_json::json!({"privileged": true})));
+        assert_eq!(privileged.capabilities, None);
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::http::{ApiRequest, Reply, ServerState};
 use super::meta;
 use super::pod_volumes::Mount;
-use super::private_root::{self, RootSpec};
+use super::private_root::{self, Privileges, RootSpec};
 use super::status::ApiError;
 use super::store::{EventType, Key};
 
@@ -170,6 +170,7 @@ pub(crate) fn start_local_process(
         .unwrap_or_default();
     let working_dir = container["workingDir"].as_str().unwrap_or("/").to_string();
     let read_only_root = container["securityContext"]["readOnlyRootFilesystem"] == true;
+    let privileges = Privileges::of_pod(pod);
     let uid = pod["metadata"]["uid"].clone();
     let task_state = state.clone();
     state.runtime.spawn(async move {
@@ -190,6 +191,7 @@ pub(crate) fn start_local_process(
                         mounts,
                         working_dir: &working_dir,
                         read_only_root,
+                        privileges: &privileges,
                     };
                     let command = private_root::command(&spec, &argv);
                     root_folder = Some(folder);
