@@ -74,8 +74,8 @@ impl ParsedArgs {
         self.limit_positionals(command, 0, "only flags")
     }
 
-    /// Rejects the positional arguments of `command` after the first `max`; `accepted` ends
-    /// the error message with what the command takes (`one container`).
+    /// Rejects the positional arguments of `command` after the first `max`. The error message
+    /// ends with `accepted`, which says what the command takes (`one container`).
     pub fn limit_positionals(&self, command: &str, max: usize, accepted: &str) -> Result<()> {
         match self.positionals.get(max) {
             Some(extra) => Err(Error::usage(format!(
@@ -85,8 +85,8 @@ impl ParsedArgs {
         }
     }
 
-    /// Requires at least one positional argument of `command`; `argument` names it in the
-    /// error (`container id` becomes `CONTAINER-ID` in the usage shown).
+    /// Requires at least one positional argument of `command`. The error names it by
+    /// `argument`, upper-cased in the usage it shows (`container id` becomes `CONTAINER-ID`).
     pub fn require_positional(&self, command: &str, argument: &str) -> Result<()> {
         if self.positionals.is_empty() {
             return Err(Error::usage(format!(
@@ -176,6 +176,20 @@ pub fn parse(
         }
     }
     Ok(parsed)
+}
+
+/// Splits the value of a `--filter KEY=VALUE` flag of `command` at the first `=`. The error
+/// for a value without `=` shows `example` as a valid filter.
+pub fn split_filter<'a>(
+    filter: &'a str,
+    command: &str,
+    example: &str,
+) -> Result<(&'a str, &'a str)> {
+    filter.split_once('=').ok_or_else(|| {
+        Error::usage(format!(
+            "invalid filter {filter:?} for {command}: use KEY=VALUE, e.g. --filter {example}"
+        ))
+    })
 }
 
 fn find_long<'a>(specs: &'a [FlagSpec], name: &str) -> Option<&'a FlagSpec> {
@@ -391,6 +405,20 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "missing container id for crictl logs: pass it as crictl logs [FLAGS] CONTAINER-ID"
+        );
+        assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn filter_splits_at_first_equals() {
+        assert_eq!(
+            split_filter("label=a=b", "docker ps", "name=web").unwrap(),
+            ("label", "a=b")
+        );
+        let error = split_filter("dangling", "docker images", "dangling=true").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid filter \"dangling\" for docker images: use KEY=VALUE, e.g. --filter dangling=true"
         );
         assert_eq!(error.exit_code(), 2);
     }

@@ -8,7 +8,7 @@
 
 use shared::{Error, Result};
 
-use crate::argv::{FlagSpec, ParsedArgs, parse, shell_quote, switch, valued};
+use crate::argv::{FlagSpec, ParsedArgs, parse, shell_quote, split_filter, switch, valued};
 use crate::translation::Translation;
 
 /// containerd namespace of the kubelet's images and containers.
@@ -179,11 +179,7 @@ fn ps(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
 }
 
 fn ps_filter(filter: &str, words: &mut Vec<String>, out: &mut Translation) -> Result<()> {
-    let Some((key, value)) = filter.split_once('=') else {
-        return Err(Error::usage(format!(
-            "invalid filter {filter:?} for docker ps: use KEY=VALUE, e.g. --filter name=web"
-        )));
-    };
+    let (key, value) = split_filter(filter, "docker ps", "name=web")?;
     match key {
         "name" => {
             words.extend(["--name".to_string(), value.to_string()]);
@@ -264,11 +260,7 @@ fn images(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
 }
 
 fn images_filter(filter: &str, words: &mut Vec<String>, out: &mut Translation) -> Result<()> {
-    let Some((key, value)) = filter.split_once('=') else {
-        return Err(Error::usage(format!(
-            "invalid filter {filter:?} for docker images: use KEY=VALUE, e.g. --filter dangling=true"
-        )));
-    };
+    let (key, value) = split_filter(filter, "docker images", "dangling=true")?;
     match key {
         "dangling" | "before" | "since" => {
             words.extend(["--filter".to_string(), filter.to_string()]);
@@ -890,13 +882,7 @@ fn version_or_info(
     parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), command.to_string()];
-    if let Some(format) = parsed.value("format") {
-        if matches!(format, "json" | "{{json .}}") {
-            words.extend(["-o".to_string(), "json".to_string()]);
-        } else {
-            out.note(FORMAT_NOTE);
-        }
-    }
+    format_flag(&parsed, &mut out, &mut words);
     out.command(&words);
     if command == "info" {
         out.note("crictl info prints the CRI runtime's status and config as JSON, not the docker daemon's");
