@@ -9,7 +9,7 @@
 
 use shared::{Error, Result};
 
-use crate::argv::{FlagSpec, ParsedArgs, join_quoted, parse, switch, valued};
+use crate::argv::{FlagSpec, ParsedArgs, join_quoted, parse, split_filter, switch, valued};
 use crate::translation::Translation;
 
 const SANDBOX_LABEL: &str = "io.kubernetes.sandbox.id";
@@ -226,11 +226,7 @@ fn images(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
             "digests" => words.push("--digests".into()),
             "no-trunc" => words.push("--no-trunc".into()),
             "filter" => {
-                let key = value.split_once('=').map(|(key, _)| key).ok_or_else(|| {
-                    Error::usage(format!(
-                        "invalid filter {value:?} for {name}: use KEY=VALUE, e.g. --filter dangling=true"
-                    ))
-                })?;
+                let (key, _) = split_filter(&value, name, "dangling=true")?;
                 match key {
                     "dangling" | "before" | "since" => {
                         words.extend(["--filter".to_string(), value.clone()]);
@@ -340,17 +336,19 @@ fn status_flags(parsed: &ParsedArgs, out: &mut Translation, words: &mut Vec<Stri
     }
 }
 
+/// The docker command that inspects containers, which under dockershim and cri-dockerd include
+/// the pause containers of pod sandboxes.
+const INSPECT_CONTAINERS: &[&str] = &["docker", "inspect", "--type", "container"];
+
 fn inspect(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let mut flags = STATUS_FLAGS.to_vec();
     flags.extend(FILTER_FLAGS.iter().copied());
     let parsed = parse(name, args, &flags, None)?;
     let mut out = Translation::new(input, true);
-    let mut words = vec![
-        "docker".to_string(),
-        "inspect".to_string(),
-        "--type".to_string(),
-        "container".to_string(),
-    ];
+    let mut words: Vec<String> = INSPECT_CONTAINERS
+        .iter()
+        .map(|word| word.to_string())
+        .collect();
     status_flags(&parsed, &mut out, &mut words);
 
     if parsed.positionals.is_empty() {
@@ -369,34 +367,37 @@ fn inspect(input: &[String], name: &str, args: &[String]) -> Result<Translation>
 }
 
 fn inspecti(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
-    let parsed = parse(name, args, STATUS_FLAGS, None)?;
-    parsed.require_positional(name, "image id")?;
-    let mut out = Translation::new(input, true);
-    let mut words = vec![
-        "docker".to_string(),
-        "image".to_string(),
-        "inspect".to_string(),
-    ];
-    status_flags(&parsed, &mut out, &mut words);
-    words.extend(parsed.positionals.iter().cloned());
-    out.command(&words);
-    Ok(out)
+    inspect_ids(
+        input,
+        name,
+        args,
+        "image id",
+        &["docker", "image", "inspect"],
+    )
 }
 
 fn inspectp(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
+    let mut out = inspect_ids(input, name, args, "pod id", INSPECT_CONTAINERS)?;
+    out.note("under dockershim and cri-dockerd a pod sandbox ID is the ID of its pause container, which this inspects");
+    Ok(out)
+}
+
+/// Translates a crictl status command whose positional arguments are IDs (`argument` says of
+/// what) into the docker command `target` followed by those IDs.
+fn inspect_ids(
+    input: &[String],
+    name: &str,
+    args: &[String],
+    argument: &str,
+    target: &[&str],
+) -> Result<Translation> {
     let parsed = parse(name, args, STATUS_FLAGS, None)?;
-    parsed.require_positional(name, "pod id")?;
+    parsed.require_positional(name, argument)?;
     let mut out = Translation::new(input, true);
-    let mut words = vec![
-        "docker".to_string(),
-        "inspect".to_string(),
-        "--type".to_string(),
-        "container".to_string(),
-    ];
+    let mut words: Vec<String> = target.iter().map(|word| word.to_string()).collect();
     status_flags(&parsed, &mut out, &mut words);
     words.extend(parsed.positionals.iter().cloned());
     out.command(&words);
-    out.note("under dockershim and cri-dockerd a pod sandbox ID is the ID of its pause container, which this inspects");
     Ok(out)
 }
 
@@ -703,11 +704,7 @@ fn stats(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
         .collect();
     match selector {
         Some(filter) => {
-            out.raw_command(format!(
-                "{} $(docker ps -q --filter {})",
-                join_quoted(&words),
-                crate::argv::shell_quote(&filter)
-            ));
+            out.raw_command(for_filtered_containers(&words, &filter));
             if parsed.has("pod") {
                 out.note(LABELS_NOTE);
             }
@@ -718,6 +715,16 @@ fn stats(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
         }
     }
     Ok(out)
+}
+
+/// Builds the command line `WORDS $(docker ps -q --filter FILTER)`, which runs `words` on the
+/// running containers that match the docker filter `filter`.
+fn for_filtered_containers(words: &[String], filter: &str) -> String {
+    format!(
+        "{} $(docker ps -q --filter {})",
+        join_quoted(words),
+        crate::argv::shell_quote(filter)
+    )
 }
 
 const STATSP_FLAGS: &[FlagSpec] = &[
@@ -744,11 +751,7 @@ fn statsp(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
         Some(pod) => format!("label={SANDBOX_LABEL}={pod}"),
         None => format!("label={POD_UID_LABEL}"),
     };
-    out.raw_command(format!(
-        "{} $(docker ps -q --filter {})",
-        join_quoted(&words),
-        crate::argv::shell_quote(&filter)
-    ));
+    out.raw_command(for_filtered_containers(&words, &filter));
     out.note("docker has no pod statistics: this lists the pod's containers one by one, without a pod total");
     out.note(LABELS_NOTE);
     Ok(out)
