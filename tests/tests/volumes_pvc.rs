@@ -94,7 +94,7 @@ fn events_of(kubeconfig: &Path, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// A server whose kubelet runs TOOLS_IMAGE from an empty folder, so commands come from the
+/// Starts a server whose kubelet runs TOOLS_IMAGE from an empty folder, so commands come from the
 /// host's `PATH`.
 fn tools_server(tools: &Path) -> TestServer {
     TestServer::start(ServerOptions {
@@ -131,7 +131,7 @@ fn claim(name: &str, volume_name: Option<&str>) -> Value {
     claim
 }
 
-/// A pod of TOOLS_IMAGE that runs `script` with claim `claim_name` mounted at /data.
+/// Builds a pod of TOOLS_IMAGE that runs `script` with claim `claim_name` mounted at /data.
 fn tools_pod(name: &str, claim_name: &str, script: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -145,7 +145,7 @@ fn tools_pod(name: &str, claim_name: &str, script: &str) -> Value {
     })
 }
 
-/// Private root folders that the kubelet made for a pod and left behind.
+/// Lists the private root folders that the kubelet made for a pod and left behind.
 fn private_roots_left(temp: &Path, uid: &str) -> Vec<PathBuf> {
     std::fs::read_dir(temp)
         .map(|entries| {
@@ -163,7 +163,7 @@ fn private_roots_left(temp: &Path, uid: &str) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// Lines of this process's mountinfo that mention `text`.
+/// Returns the lines of this process's mountinfo that mention `text`.
 fn host_mounts_with(text: &str) -> Vec<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -507,7 +507,7 @@ impl ServerProcess {
         }
     }
 
-    /// Private root folders of the kubelet's pods that are still on the host.
+    /// Lists the private root folders of the kubelet's pods that are still on the host.
     fn private_roots(&self) -> Vec<String> {
         std::fs::read_dir(&self.temp)
             .unwrap()
@@ -689,8 +689,9 @@ fn apply_namespace(kubeconfig: &Path) {
     );
 }
 
-/// The Deployment db of namespace shop, whose pod mounts claim data-db at /var/lib/postgresql,
-/// and that pod through its ReplicaSet, annotated for the backup of volume `data`. The pod's
+/// Creates the Deployment db of namespace shop, whose pod mounts claim data-db at
+/// /var/lib/postgresql, and that pod through its ReplicaSet, annotated for the backup of
+/// volume `data`. The pod's
 /// image is not a local one, so the kubelet only marks it Running.
 fn apply_database(kubeconfig: &Path) {
     let template = json!({
@@ -730,7 +731,7 @@ fn apply_database(kubeconfig: &Path) {
     apply(kubeconfig, &pod);
 }
 
-/// A PersistentVolume of `folder` pre-bound by its claimRef to claim shop/data-db.
+/// Builds a PersistentVolume of `folder` pre-bound by its claimRef to claim shop/data-db.
 fn shop_volume(name: &str, folder: &Path) -> Value {
     json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
@@ -922,7 +923,7 @@ fn restore_into_unbound_claim_fails_with_reason() {
     let server = ServerProcess::start(&work.path().join("server"));
     let kubeconfig = &server.kubeconfig;
 
-    // A backup of the claim and its Deployment, and a record that says the claim has data.
+    // A backup of the claim, and a record that gives the claim a snapshot.
     apply_namespace(kubeconfig);
     apply(
         kubeconfig,
@@ -1008,7 +1009,7 @@ fn security_context_limits_the_process() {
     apply(kubeconfig, &claim("data", Some("pv-caps")));
     let report = "id -u; id -g; grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status; \
         cat /data/secret 2>/dev/null || echo denied";
-    // CapEff bit 2 is CAP_DAC_READ_SEARCH; 0xa80425fb is the default set of containerd.
+    // CapEff bit 2 is CAP_DAC_READ_SEARCH, and 0xa80425fb is the default set of containerd.
     let cases = [
         (
             "least",

@@ -1,7 +1,7 @@
 //! The simulated kubelet and scheduler: Node objects, pod placement by nodeName, nodeSelector,
-//! taints and bound claims, Running status with pod IPs, local processes for configured agent
-//! images (with their volumes mounted when they have claims), and emptyDir folders for pods
-//! that name a kubelet root dir in an annotation.
+//! taints and bound claims, and Running status with pod IPs. Containers of configured agent
+//! images run as local processes, with their volumes mounted when the pod has claims. Pods
+//! that name a kubelet root dir in an annotation get emptyDir folders there.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -370,7 +370,7 @@ fn schedule_and_start(state: &Arc<ServerState>, namespace: &str, name: &str, uid
     let nodes = store.list("", "nodes", None);
     let local_dir = local_image_dir(state, &pod);
     // Claims are checked only for pods that run as local processes, because only those
-    // mount their volumes; other pods keep running without a bound claim, as before.
+    // mount their volumes. Pods of other images are marked Running whatever their claims.
     let claims = local_dir.is_some() && pod_volumes::has_claims(&pod);
 
     // The scheduler's VolumeBinding step: every claim bound before a node is picked. A pod

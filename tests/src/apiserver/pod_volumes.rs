@@ -70,7 +70,7 @@ enum ClaimProblem {
 }
 
 impl ClaimProblem {
-    /// The reason as the scheduler's VolumeBinding plugin states it.
+    /// Returns the reason as the scheduler's VolumeBinding plugin states it.
     fn scheduler_reason(&self, claim: &str) -> String {
         match self {
             ClaimProblem::NotFound => format!("persistentvolumeclaim \"{claim}\" not found"),
@@ -84,7 +84,7 @@ impl ClaimProblem {
         }
     }
 
-    /// The reason as the kubelet's volume manager states it in a FailedMount event.
+    /// Returns the reason as the kubelet's volume manager states it in a FailedMount event.
     fn kubelet_reason(&self, namespace: &str, claim: &str) -> String {
         let detail = match self {
             ClaimProblem::NotFound => {

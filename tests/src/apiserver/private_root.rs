@@ -2,9 +2,9 @@
 //! volumes appear at their container paths without any change to the host's file tree.
 //!
 //! The process starts as `unshare --mount --propagation private /bin/sh -c SCRIPT`. The script
-//! mounts a tmpfs on an empty temporary folder, an overlay with the host's `/` as lower layer
-//! on `<folder>/merged`, binds the host's other mount points into it, binds each volume at its
-//! mount path and then execs `chroot`, which execs the command. Every step is an `exec`, so
+//! mounts a tmpfs on an empty temporary folder and an overlay with the host's `/` as lower
+//! layer on `<folder>/merged`. It binds the host's other mount points into the overlay, then
+//! each volume at its mount path, and execs `chroot`, which execs the command. Every step is an `exec`, so
 //! the process id stays the container's own and a kill reaches the command itself. Between
 //! `chroot` and the command, `setpriv` applies the container's securityContext: user and group,
 //! capability bounding set and no_new_privs. The mounts exist only in the new namespace and
@@ -22,7 +22,7 @@ pub(crate) const SETUP_FAILED: i32 = 125;
 
 /// Everything the script needs besides the command line.
 pub(crate) struct RootSpec<'a> {
-    /// Empty folder on the host that receives the tmpfs; it must not be a mount point.
+    /// Empty folder on the host that receives the tmpfs. It must not be a mount point.
     pub folder: &'a Path,
     pub mounts: &'a [Mount],
     pub working_dir: &'a str,
@@ -54,8 +54,8 @@ const DEFAULT_CAPABILITIES: [&str; 14] = [
 /// User, group and capabilities of a container process, from its securityContext.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Privileges {
-    /// Capability bounding set, as upper-case names without `CAP_`; `None` keeps every
-    /// capability (a privileged container).
+    /// Capability bounding set, as upper-case names without `CAP_`. `None` keeps every
+    /// capability, as for a privileged container.
     pub capabilities: Option<Vec<String>>,
     pub user: Option<i64>,
     pub group: Option<i64>,
@@ -143,7 +143,7 @@ impl Privileges {
 }
 
 /// Builds the command that runs `argv` inside a private root. It fails when `unshare`,
-/// `mount` or `chroot` is missing.
+/// `mount`, `chroot` or `setpriv` is missing.
 pub(crate) fn command(spec: &RootSpec, argv: &[String]) -> Result<tokio::process::Command, String> {
     let unshare = find_tool("unshare")?;
     let mount = find_tool("mount")?;
@@ -249,7 +249,7 @@ fn setup_script(
         "fail() {{ echo \"simulated kubelet: $*\" >&2; exit {SETUP_FAILED}; }}"
     )];
 
-    // A tmpfs holds the overlay's upper layer, so writes to the root stay off the host.
+    // A tmpfs contains the overlay's upper layer, so writes to the root stay off the host.
     let tmpfs = quote_path(folder);
     lines.push(format!(
         "{mount} -t tmpfs -o mode=0700 simulated-kubelet {tmpfs} || fail 'failed to mount a tmpfs on '{tmpfs}"
@@ -272,8 +272,9 @@ fn setup_script(
         "{mount} -t overlay -o {options} simulated-kubelet {merged_quoted} || fail 'failed to mount the overlay root on '{merged_quoted}"
     ));
 
-    // The overlay shows only the root file system; the host's other mounts are bound in one
-    // by one. Some cannot be bound (a mount point hidden by a later mount): those are skipped.
+    // The overlay shows only the root file system, so the host's other mounts are bound in
+    // one by one. Those that cannot be bound, such as a mount point hidden by a later mount,
+    // are skipped.
     for point in host_mount_points {
         lines.push(format!(
             "{mount} --bind {} {} 2>/dev/null || true",

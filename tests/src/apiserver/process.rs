@@ -115,7 +115,7 @@ pub(crate) fn enforce_deadline(state: &Arc<ServerState>, pod: &Value) {
 
 /// Runs the single container of `pod` as a local process with `bin_dir` first on `PATH`.
 /// With `mounts` (a pod with claims) the process gets a private root in which its volumes
-/// are mounted; without, it starts directly in the host's file tree.
+/// are mounted. Without them it starts directly in the host's file tree.
 pub(crate) fn start_local_process(
     state: &Arc<ServerState>,
     pod: &Value,
