@@ -1041,3 +1041,55 @@ fn security_context_limits_the_process() {
         assert_eq!(pod_log(kubeconfig, name), expected, "pod {name}");
     }
 }
+
+#[test]
+fn sub_path_and_private_empty_dir() {
+    let work = tempfile::tempdir().unwrap();
+    let folder = work.path().join("pv-sub");
+    std::fs::create_dir(&folder).unwrap();
+    let server = tools_server(work.path());
+    let kubeconfig = server.kubeconfig();
+    apply(kubeconfig, &host_path_volume("pv-sub", &folder, None));
+    apply(kubeconfig, &claim("data", Some("pv-sub")));
+    let mut pod = tools_pod(
+        "sub",
+        "data",
+        "echo part > /part/file && echo scratch > /scratch/file && ls -ld /scratch | cut -c1-10",
+    );
+    let container = &mut pod["spec"]["containers"][0];
+    container["volumeMounts"] = json!([
+        {"name": "data", "mountPath": "/part", "subPath": "tenants/a"},
+        {"name": "scratch", "mountPath": "/scratch"}
+    ]);
+    pod["spec"]["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "scratch", "emptyDir": {}}));
+    apply(kubeconfig, &pod);
+
+    let pod = wait_for_pod(kubeconfig, "sub", "succeeded", phase_is("Succeeded"));
+    // An emptyDir without a kubelet root lives in the private root: mode 0777, gone afterwards.
+    assert_eq!(pod_log(kubeconfig, "sub"), "drwxrwxrwx\n");
+    assert_eq!(
+        std::fs::read_to_string(folder.join("tenants/a/file")).unwrap(),
+        "part\n"
+    );
+    assert!(!Path::new("/scratch").exists());
+    assert_no_private_root_left(&pod);
+
+    // A subPath that leaves the volume is a mount failure.
+    let mut escape = tools_pod("escape", "data", "true");
+    escape["spec"]["containers"][0]["volumeMounts"][0]["subPath"] = json!("../etc");
+    apply(kubeconfig, &escape);
+    wait_for_pod(kubeconfig, "escape", "waited for its volumes", |pod| {
+        pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+    });
+    let events = events_of(kubeconfig, "escape");
+    assert!(
+        events.contains(
+            &"FailedMount: volume data: subPath \"../etc\" must be a relative path without \"..\""
+                .to_string()
+        ),
+        "{events:?}"
+    );
+}
