@@ -1,5 +1,6 @@
-//! Parsing of docker and crictl command lines against per-command flag tables, and shell
-//! quoting of the translated words.
+//! Parsing of docker and crictl command lines against per-command flag tables, the argument
+//! checks and flag carry-over that both translators share, and shell quoting of the translated
+//! words.
 
 use shared::{Error, Result};
 
@@ -75,7 +76,7 @@ impl ParsedArgs {
     }
 
     /// Rejects the positional arguments of `command` after the first `max`. The error message
-    /// ends with `accepted`, which says what the command takes (`one container`).
+    /// ends with `accepted`, the arguments the command takes (`one container`).
     pub fn limit_positionals(&self, command: &str, max: usize, accepted: &str) -> Result<()> {
         match self.positionals.get(max) {
             Some(extra) => Err(Error::usage(format!(
@@ -176,6 +177,21 @@ pub fn parse(
         }
     }
     Ok(parsed)
+}
+
+/// Pairs of a parsed flag name and its spelling in the target CLI, for the flags of a command
+/// that both CLIs have.
+pub type CarriedFlags = [(&'static str, &'static str)];
+
+/// Appends `flag` to `words` in the target's spelling that `carried` lists for it, followed by
+/// its value when it has one. Returns false, and appends nothing, for a flag `carried` lacks.
+pub fn carry_over(flag: &ParsedFlag, carried: &CarriedFlags, words: &mut Vec<String>) -> bool {
+    let Some((_, target)) = carried.iter().find(|(name, _)| *name == flag.name) else {
+        return false;
+    };
+    words.push(target.to_string());
+    words.extend(flag.value.clone());
+    true
 }
 
 /// Splits the value of a `--filter KEY=VALUE` flag of `command` at the first `=`. The error
@@ -407,6 +423,26 @@ mod tests {
             "missing container id for crictl logs: pass it as crictl logs [FLAGS] CONTAINER-ID"
         );
         assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn carry_over_renames_flag_and_keeps_value() {
+        const CARRIED: &CarriedFlags = &[("follow", "-f"), ("tail", "--lines")];
+        let parsed = parse(
+            "docker logs",
+            &words(&["-f", "--tail=5", "-t", "-f"]),
+            SPECS,
+            None,
+        )
+        .unwrap();
+        let mut translated = Vec::new();
+        let carried: Vec<bool> = parsed
+            .flags
+            .iter()
+            .map(|flag| carry_over(flag, CARRIED, &mut translated))
+            .collect();
+        assert_eq!(carried, [true, true, false, true]);
+        assert_eq!(translated, words(&["-f", "--lines", "5", "-f"]));
     }
 
     #[test]

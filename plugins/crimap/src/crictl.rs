@@ -9,7 +9,10 @@
 
 use shared::{Error, Result};
 
-use crate::argv::{FlagSpec, ParsedArgs, join_quoted, parse, split_filter, switch, valued};
+use crate::argv::{
+    CarriedFlags, FlagSpec, ParsedArgs, carry_over, join_quoted, parse, split_filter, switch,
+    valued,
+};
 use crate::translation::Translation;
 
 const SANDBOX_LABEL: &str = "io.kubernetes.sandbox.id";
@@ -94,6 +97,9 @@ const FILTER_FLAGS: &[FlagSpec] = &[
     switch("all", Some('a')),
 ];
 
+/// Container filter flags that docker ps has too, in docker's spelling.
+const FILTER_CARRIED: &CarriedFlags = &[("all", "-a"), ("last", "-n"), ("latest", "-l")];
+
 /// Translates crictl's container filters into `docker ps` flags.
 fn container_filters(
     parsed: &ParsedArgs,
@@ -102,14 +108,14 @@ fn container_filters(
 ) -> Result<()> {
     let mut uses_labels = false;
     for flag in &parsed.flags {
+        if carry_over(flag, FILTER_CARRIED, words) {
+            continue;
+        }
         let value = flag.value.clone().unwrap_or_default();
         let filter = |words: &mut Vec<String>, text: String| {
             words.extend(["--filter".to_string(), text]);
         };
         match flag.name {
-            "all" => words.push("-a".into()),
-            "latest" => words.push("-l".into()),
-            "last" => words.extend(["-n".to_string(), value]),
             "id" => filter(words, format!("id={value}")),
             "image" => filter(words, format!("ancestor={value}")),
             "label" => {
@@ -214,17 +220,24 @@ const IMAGES_FLAGS: &[FlagSpec] = &[
     switch("pinned", None),
 ];
 
+/// crictl images flags that docker images has too, in docker's spelling.
+const IMAGES_CARRIED: &CarriedFlags = &[
+    ("digests", "--digests"),
+    ("no-trunc", "--no-trunc"),
+    ("quiet", "-q"),
+];
+
 fn images(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, IMAGES_FLAGS, None)?;
     parsed.limit_positionals(name, 1, "at most one REPOSITORY[:TAG]")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["docker".to_string(), "images".to_string()];
     for flag in &parsed.flags {
+        if carry_over(flag, IMAGES_CARRIED, &mut words) {
+            continue;
+        }
         let value = flag.value.clone().unwrap_or_default();
         match flag.name {
-            "quiet" => words.push("-q".into()),
-            "digests" => words.push("--digests".into()),
-            "no-trunc" => words.push("--no-trunc".into()),
             "filter" => {
                 let (key, _) = split_filter(&value, name, "dangling=true")?;
                 match key {
@@ -268,17 +281,20 @@ const LOGS_FLAGS: &[FlagSpec] = &[
     valued("stream", None),
 ];
 
+/// crictl logs flags that docker logs has too, in docker's spelling.
+const LOGS_CARRIED: &CarriedFlags = &[("follow", "-f"), ("since", "--since"), ("timestamps", "-t")];
+
 fn logs(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, LOGS_FLAGS, None)?;
     parsed.require_positional(name, "container id")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["docker".to_string(), "logs".to_string()];
     for flag in &parsed.flags {
+        if carry_over(flag, LOGS_CARRIED, &mut words) {
+            continue;
+        }
         let value = flag.value.clone().unwrap_or_default();
         match flag.name {
-            "follow" => words.push("-f".into()),
-            "timestamps" => words.push("-t".into()),
-            "since" => words.extend(["--since".to_string(), value]),
             "tail" => {
                 if value.parse::<i64>().is_err() {
                     return Err(Error::usage(format!(
@@ -771,6 +787,14 @@ const PODS_FLAGS: &[FlagSpec] = &[
     switch("no-trunc", None),
 ];
 
+/// crictl pods flags that docker ps has too, in docker's spelling.
+const PODS_CARRIED: &CarriedFlags = &[
+    ("last", "-n"),
+    ("latest", "-l"),
+    ("no-trunc", "--no-trunc"),
+    ("quiet", "-q"),
+];
+
 fn pods(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, PODS_FLAGS, None)?;
     parsed.reject_positionals(name)?;
@@ -800,6 +824,9 @@ fn pods(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     }
     words.extend(["--filter".to_string(), SANDBOX_TYPE_FILTER.to_string()]);
     for flag in &parsed.flags {
+        if carry_over(flag, PODS_CARRIED, &mut words) {
+            continue;
+        }
         let value = flag.value.clone().unwrap_or_default();
         match flag.name {
             "id" => words.extend(["--filter".to_string(), format!("id={value}")]),
@@ -818,10 +845,6 @@ fn pods(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
                 out.note("crictl --namespace is a regular expression; the docker label filter matches the namespace exactly");
             }
             "label" => words.extend(["--filter".to_string(), format!("label={value}")]),
-            "quiet" => words.push("-q".into()),
-            "latest" => words.push("-l".into()),
-            "last" => words.extend(["-n".to_string(), value]),
-            "no-trunc" => words.push("--no-trunc".into()),
             "verbose" => {
                 out.note("docker ps has no verbose listing: -v is dropped");
             }
@@ -962,22 +985,29 @@ const UPDATE_FLAGS: &[FlagSpec] = &[
     valued("oom-score-adj", None),
 ];
 
+/// crictl update flags that docker update has too, in docker's spelling.
+const UPDATE_CARRIED: &CarriedFlags = &[
+    ("cpu-period", "--cpu-period"),
+    ("cpu-quota", "--cpu-quota"),
+    ("cpu-share", "--cpu-shares"),
+    ("cpuset-cpus", "--cpuset-cpus"),
+    ("cpuset-mems", "--cpuset-mems"),
+    ("memory", "--memory"),
+];
+
 fn update(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, UPDATE_FLAGS, None)?;
     parsed.require_positional(name, "container id")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["docker".to_string(), "update".to_string()];
     for flag in &parsed.flags {
-        let value = flag.value.clone().unwrap_or_default();
-        match flag.name {
-            "cpu-period" | "cpu-quota" | "cpuset-cpus" | "cpuset-mems" | "memory" => {
-                words.extend([format!("--{}", flag.name), value]);
-            }
-            "cpu-share" => words.extend(["--cpu-shares".to_string(), value]),
-            other => {
-                out.note(format!("docker update has no --{other}: it is dropped"));
-            }
+        if carry_over(flag, UPDATE_CARRIED, &mut words) {
+            continue;
         }
+        out.note(format!(
+            "docker update has no --{}: it is dropped",
+            flag.name
+        ));
     }
     words.extend(parsed.positionals.iter().cloned());
     out.command(&words);

@@ -8,7 +8,10 @@
 
 use shared::{Error, Result};
 
-use crate::argv::{FlagSpec, ParsedArgs, parse, shell_quote, split_filter, switch, valued};
+use crate::argv::{
+    CarriedFlags, FlagSpec, ParsedArgs, carry_over, parse, shell_quote, split_filter, switch,
+    valued,
+};
 use crate::translation::Translation;
 
 /// containerd namespace of the kubelet's images and containers.
@@ -153,19 +156,26 @@ const PS_FLAGS: &[FlagSpec] = &[
     switch("size", Some('s')),
 ];
 
+/// docker ps flags that crictl ps has too, in crictl's spelling.
+const PS_CARRIED: &CarriedFlags = &[
+    ("all", "-a"),
+    ("last", "-n"),
+    ("latest", "-l"),
+    ("no-trunc", "--no-trunc"),
+    ("quiet", "-q"),
+];
+
 fn ps(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, PS_FLAGS, None)?;
     parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "ps".to_string()];
     for flag in &parsed.flags {
+        if carry_over(flag, PS_CARRIED, &mut words) {
+            continue;
+        }
         let value = flag.value.clone().unwrap_or_default();
         match flag.name {
-            "all" => words.push("-a".into()),
-            "quiet" => words.push("-q".into()),
-            "latest" => words.push("-l".into()),
-            "no-trunc" => words.push("--no-trunc".into()),
-            "last" => words.extend(["-n".to_string(), value]),
             "filter" => ps_filter(&value, &mut words, &mut out)?,
             "size" => {
                 out.note("crictl ps has no size column: -s is dropped; crictl stats shows the writable layer size");
@@ -235,17 +245,24 @@ const IMAGES_FLAGS: &[FlagSpec] = &[
     switch("quiet", Some('q')),
 ];
 
+/// docker images flags that crictl images has too, in crictl's spelling.
+const IMAGES_CARRIED: &CarriedFlags = &[
+    ("digests", "--digests"),
+    ("no-trunc", "--no-trunc"),
+    ("quiet", "-q"),
+];
+
 fn images(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, IMAGES_FLAGS, None)?;
     parsed.limit_positionals(name, 1, "at most one REPOSITORY[:TAG]")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "images".to_string()];
     for flag in &parsed.flags {
+        if carry_over(flag, IMAGES_CARRIED, &mut words) {
+            continue;
+        }
         let value = flag.value.clone().unwrap_or_default();
         match flag.name {
-            "quiet" => words.push("-q".into()),
-            "digests" => words.push("--digests".into()),
-            "no-trunc" => words.push("--no-trunc".into()),
             "all" => {
                 out.note("crictl lists every image the runtime stores and CRI has no intermediate build images, so -a is not needed");
             }
@@ -299,6 +316,9 @@ const LOGS_FLAGS: &[FlagSpec] = &[
     valued("until", None),
 ];
 
+/// docker logs flags that crictl logs has too, in crictl's spelling.
+const LOGS_CARRIED: &CarriedFlags = &[("follow", "-f"), ("since", "--since"), ("timestamps", "-t")];
+
 fn logs(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, LOGS_FLAGS, None)?;
     parsed.require_positional(name, "container")?;
@@ -306,11 +326,11 @@ fn logs(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "logs".to_string()];
     for flag in &parsed.flags {
+        if carry_over(flag, LOGS_CARRIED, &mut words) {
+            continue;
+        }
         let value = flag.value.clone().unwrap_or_default();
         match flag.name {
-            "follow" => words.push("-f".into()),
-            "timestamps" => words.push("-t".into()),
-            "since" => words.extend(["--since".to_string(), value]),
             "tail" if value == "all" => {}
             "tail" => {
                 if value.parse::<i64>().is_err() {
@@ -765,18 +785,26 @@ const UPDATE_FLAGS: &[FlagSpec] = &[
 /// uses the same 100 ms period for `--cpus`.
 const CFS_PERIOD_MICROS: u64 = 100_000;
 
+/// docker update flags that crictl update has too, in crictl's spelling.
+const UPDATE_CARRIED: &CarriedFlags = &[
+    ("cpu-period", "--cpu-period"),
+    ("cpu-quota", "--cpu-quota"),
+    ("cpu-shares", "--cpu-share"),
+    ("cpuset-cpus", "--cpuset-cpus"),
+    ("cpuset-mems", "--cpuset-mems"),
+];
+
 fn update(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, UPDATE_FLAGS, None)?;
     parsed.require_positional(name, "container")?;
     let mut out = Translation::new(input, true);
     let mut words = vec!["crictl".to_string(), "update".to_string()];
     for flag in &parsed.flags {
+        if carry_over(flag, UPDATE_CARRIED, &mut words) {
+            continue;
+        }
         let value = flag.value.clone().unwrap_or_default();
         match flag.name {
-            "cpu-period" | "cpu-quota" | "cpuset-cpus" | "cpuset-mems" => {
-                words.extend([format!("--{}", flag.name), value]);
-            }
-            "cpu-shares" => words.extend(["--cpu-share".to_string(), value]),
             "memory" => {
                 let bytes = parse_docker_size(&value).ok_or_else(|| {
                     Error::usage(format!(
