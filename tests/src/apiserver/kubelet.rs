@@ -378,10 +378,11 @@ fn schedule_and_start(state: &Arc<ServerState>, namespace: &str, name: &str, uid
     let assigned = pod["spec"]["nodeName"]
         .as_str()
         .is_some_and(|node| !node.is_empty());
-    let affinities = match claims && !assigned {
-        true => pod_volumes::check_claims(&store, &pod)
-            .map_err(|reason| unschedulable_message(nodes.len(), &reason)),
-        false => Ok(Vec::new()),
+    let affinities = if claims && !assigned {
+        pod_volumes::check_claims(&store, &pod)
+            .map_err(|reason| unschedulable_message(nodes.len(), &reason))
+    } else {
+        Ok(Vec::new())
     };
     let chosen = affinities.and_then(|affinities| choose_node(&pod, &nodes, &affinities));
     let node_name = match chosen {
@@ -402,17 +403,16 @@ fn schedule_and_start(state: &Arc<ServerState>, namespace: &str, name: &str, uid
     create_empty_dirs(&pod);
 
     // The kubelet sets up volumes before it creates the pod's sandbox and containers.
-    let mounts = match claims {
-        true => match pod_volumes::resolve_mounts(&store, &pod) {
-            Ok(mounts) => Some(mounts),
-            Err(message) => {
-                let stored = mark_mount_failed(state, &mut store, key, &pod, &node, &message);
-                drop(store);
-                super::process::enforce_deadline(state, &stored);
-                return;
-            }
-        },
-        false => None,
+    let resolved = claims.then(|| pod_volumes::resolve_mounts(&store, &pod));
+    let mounts = match resolved {
+        None => None,
+        Some(Ok(mounts)) => Some(mounts),
+        Some(Err(message)) => {
+            let stored = mark_mount_failed(state, &mut store, key, &pod, &node, &message);
+            drop(store);
+            super::process::enforce_deadline(state, &stored);
+            return;
+        }
     };
 
     let stored = mark_running(state, &mut store, key, &pod, &node);

@@ -169,58 +169,87 @@ pub(crate) fn start_local_process(
         })
         .unwrap_or_default();
     let working_dir = container["workingDir"].as_str().unwrap_or("/").to_string();
-    let read_only_root = container["securityContext"]["readOnlyRootFilesystem"] == true;
-    let privileges = Privileges::of_pod(pod);
+    let settings = RootSettings {
+        read_only_root: container["securityContext"]["readOnlyRootFilesystem"] == true,
+        privileges: Privileges::of_pod(pod),
+    };
     let uid = pod["metadata"]["uid"].clone();
     let task_state = state.clone();
     state.runtime.spawn(async move {
         let started = meta::now();
         // The private root's folder lives until the process has ended, also when it is killed
         // or this task is dropped with the runtime.
-        let mut root_folder = None;
-        let prepared = if argv.is_empty() {
-            Err("no command or args set for a container of a local image".to_string())
-        } else if let Some(mounts) = &mounts {
-            tempfile::Builder::new()
-                .prefix(&format!("test-kubelet-{}-", uid.as_str().unwrap_or("")))
-                .tempdir()
-                .map_err(|error| format!("failed to create the private root folder: {error}"))
-                .and_then(|folder| {
-                    let spec = RootSpec {
-                        folder: folder.path(),
-                        mounts,
-                        working_dir: &working_dir,
-                        read_only_root,
-                        privileges: &privileges,
-                    };
-                    let command = private_root::command(&spec, &argv);
-                    root_folder = Some(folder);
-                    command
-                })
+        let (prepared, root_folder) = if argv.is_empty() {
+            let message = "no command or args set for a container of a local image";
+            (Err(message.to_string()), None)
         } else {
-            let mut command = tokio::process::Command::new(&argv[0]);
-            command.args(&argv[1..]).current_dir(&working_dir);
-            Ok(command)
+            prepare_command(&argv, &working_dir, mounts.as_deref(), &uid, &settings)
         };
         let outcome = match prepared {
             Err(message) => Outcome::StartFailed(message),
-            Ok(command) => match spawn(command, &path, env, &log) {
-                Ok((child, drained)) => {
-                    let outcome = supervise(child, deadline, kill_receiver).await;
-                    // Output still in the pipe belongs in the log before the phase changes.
-                    // A leftover child that keeps the pipe open delays this by the timeout only.
-                    let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
-                    outcome
+            Ok(command) => {
+                let program = command.as_std().get_program().to_owned();
+                match spawn(command, &path, env, &log) {
+                    Ok((child, drained)) => {
+                        let outcome = supervise(child, deadline, kill_receiver).await;
+                        // Output still in the pipe belongs in the log before the phase changes.
+                        // A leftover child that keeps the pipe open delays this by the timeout only.
+                        let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
+                        outcome
+                    }
+                    Err(error) => {
+                        Outcome::StartFailed(format!("failed to start {program:?}: {error}"))
+                    }
                 }
-                Err(error) => {
-                    Outcome::StartFailed(format!("failed to start {:?}: {error}", argv[0]))
-                }
-            },
+            }
         };
         drop(root_folder);
         log.finish();
         finish_pod(&task_state, &namespace, &name, &uid, &started, outcome);
     });
+}
+
+/// Container settings that only a process in a private root gets.
+struct RootSettings {
+    read_only_root: bool,
+    privileges: Privileges,
+}
+
+/// Builds the command of a container: inside a private root when the pod has `mounts`, which
+/// also returns the root's temporary folder, else directly in `working_dir`.
+fn prepare_command(
+    argv: &[String],
+    working_dir: &str,
+    mounts: Option<&[Mount]>,
+    uid: &Value,
+    settings: &RootSettings,
+) -> (
+    Result<tokio::process::Command, String>,
+    Option<tempfile::TempDir>,
+) {
+    let Some(mounts) = mounts else {
+        let mut command = tokio::process::Command::new(&argv[0]);
+        command.args(&argv[1..]).current_dir(working_dir);
+        return (Ok(command), None);
+    };
+    let folder = tempfile::Builder::new()
+        .prefix(&format!("test-kubelet-{}-", uid.as_str().unwrap_or("")))
+        .tempdir();
+    let folder = match folder {
+        Ok(folder) => folder,
+        Err(error) => {
+            let message = format!("failed to create the private root folder: {error}");
+            return (Err(message), None);
+        }
+    };
+    let spec = RootSpec {
+        folder: folder.path(),
+        mounts,
+        working_dir,
+        read_only_root: settings.read_only_root,
+        privileges: &settings.privileges,
+    };
+    (private_root::command(&spec, argv), Some(folder))
 }
 
 /// Starts the process with stdout and stderr on one pipe, so the log keeps their order,
