@@ -412,7 +412,15 @@ fn inspect(
             | "plugin"),
         ) => {
             let mut out = Translation::new(input, false);
-            out.command(&nerdctl_words(other, "inspect", &parsed.positionals));
+            if matches!(other, "network" | "volume") {
+                out.command(&nerdctl_words(
+                    false,
+                    &[other, "inspect"],
+                    &parsed.positionals,
+                ));
+            } else {
+                out.command(&nerdctl_words(true, &["inspect"], &parsed.positionals));
+            }
             out.note(format!(
                 "crictl has no {other} objects: Kubernetes manages them; nerdctl inspects containerd's own"
             ));
@@ -456,18 +464,16 @@ fn inspect(
     Ok(out)
 }
 
-fn nerdctl_words(kind: &str, verb: &str, names: &[String]) -> Vec<String> {
+/// Builds the nerdctl command line `nerdctl [--namespace k8s.io] COMMAND... ARGS...`. The
+/// namespace goes in when `namespaced` is set, so that the kubelet sees the containers and
+/// images the command works on.
+fn nerdctl_words(namespaced: bool, command: &[&str], args: &[String]) -> Vec<String> {
     let mut words = vec!["nerdctl".to_string()];
-    if matches!(kind, "network" | "volume") {
-        words.extend([kind.to_string(), verb.to_string()]);
-    } else {
-        words.extend([
-            "--namespace".to_string(),
-            K8S_NAMESPACE.to_string(),
-            verb.to_string(),
-        ]);
+    if namespaced {
+        words.extend(["--namespace".to_string(), K8S_NAMESPACE.to_string()]);
     }
-    words.extend(names.iter().cloned());
+    words.extend(command.iter().map(|word| word.to_string()));
+    words.extend(args.iter().cloned());
     words
 }
 
@@ -884,13 +890,7 @@ fn create_or_run(input: &[String], command: &str, args: &[String]) -> Result<Tra
         out.command(&["crictl", "run", "container-config.json", "pod-config.json"]);
         out.note("crictl run starts a new pod sandbox and a container from a container config and a pod config in JSON or YAML; the image, command and docker flags become fields of those files");
     }
-    let mut nerdctl = vec![
-        "nerdctl".to_string(),
-        "--namespace".to_string(),
-        K8S_NAMESPACE.to_string(),
-        command.to_string(),
-    ];
-    nerdctl.extend(args.iter().cloned());
+    let nerdctl = nerdctl_words(true, &[command], args);
     out.note(format!(
         "on containerd nodes nerdctl takes docker's flags as they are: {}",
         crate::argv::join_quoted(&nerdctl)
@@ -964,12 +964,18 @@ const PRUNE_FLAGS: &[FlagSpec] = &[
     switch("force", Some('f')),
 ];
 
+/// crictl command that removes the images no container uses.
+const PRUNE_IMAGES: &[&str] = &["crictl", "rmi", "--prune"];
+
+/// Command line that removes the exited containers, for docker's prune commands.
+const REMOVE_EXITED_CONTAINERS: &str = "crictl rm $(crictl ps -a -q --state exited)";
+
 fn image_prune(input: &[String], args: &[String]) -> Result<Translation> {
     let name = "docker image prune";
     let parsed = parse(name, args, PRUNE_FLAGS, None)?;
     parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
-    out.command(&["crictl", "rmi", "--prune"]);
+    out.command(PRUNE_IMAGES);
     if !parsed.has("all") {
         out.note("crictl rmi --prune removes every image no container uses, like docker image prune -a, not only dangling ones");
     }
@@ -984,7 +990,7 @@ fn container_prune(input: &[String], args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, PRUNE_FLAGS, None)?;
     parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
-    out.raw_command("crictl rm $(crictl ps -a -q --state exited)");
+    out.raw_command(REMOVE_EXITED_CONTAINERS);
     out.note("crictl has no prune for containers: this removes the exited ones; the kubelet also garbage-collects them");
     if parsed.has("filter") {
         out.note("--filter is dropped");
@@ -1007,15 +1013,7 @@ fn top(input: &[String], args: &[String]) -> Result<Translation> {
 /// Translates commands crictl lacks into nerdctl, and names the ctr command where one exists.
 fn without_crictl(input: &[String], command: &str, args: &[String]) -> Result<Translation> {
     let mut out = Translation::new(input, false);
-    let nerdctl = |with_namespace: bool| {
-        let mut words = vec!["nerdctl".to_string()];
-        if with_namespace {
-            words.extend(["--namespace".to_string(), K8S_NAMESPACE.to_string()]);
-        }
-        words.push(command.to_string());
-        words.extend(args.iter().cloned());
-        words
-    };
+    let nerdctl = |namespaced: bool| nerdctl_words(namespaced, &[command], args);
     let namespace_note = "--namespace k8s.io is the containerd namespace the kubelet uses, so the kubelet sees the result";
 
     match command {
@@ -1087,8 +1085,8 @@ fn without_crictl(input: &[String], command: &str, args: &[String]) -> Result<Tr
             };
         }
         "system-prune" => {
-            out.command(&["crictl", "rmi", "--prune"]);
-            out.raw_command("crictl rm $(crictl ps -a -q --state exited)");
+            out.command(PRUNE_IMAGES);
+            out.raw_command(REMOVE_EXITED_CONTAINERS);
             out.note("crictl has no system prune: these remove unused images and exited containers; networks and volumes belong to Kubernetes");
         }
         other => {
