@@ -97,6 +97,11 @@ const FILTER_FLAGS: &[FlagSpec] = &[
     switch("all", Some('a')),
 ];
 
+/// Appends the docker filter `filter` (`KEY=VALUE`) to `words`.
+fn push_filter(words: &mut Vec<String>, filter: impl Into<String>) {
+    words.extend(["--filter".to_string(), filter.into()]);
+}
+
 /// Container filter flags that docker ps has too, in docker's spelling.
 const FILTER_CARRIED: &CarriedFlags = &[("all", "-a"), ("last", "-n"), ("latest", "-l")];
 
@@ -112,31 +117,28 @@ fn container_filters(
             continue;
         }
         let value = flag.value.clone().unwrap_or_default();
-        let filter = |words: &mut Vec<String>, text: String| {
-            words.extend(["--filter".to_string(), text]);
-        };
         match flag.name {
-            "id" => filter(words, format!("id={value}")),
-            "image" => filter(words, format!("ancestor={value}")),
+            "id" => push_filter(words, format!("id={value}")),
+            "image" => push_filter(words, format!("ancestor={value}")),
             "label" => {
                 if !value.contains('=') {
                     return Err(Error::usage(format!(
                         "invalid --label {value:?}: crictl labels are KEY=VALUE"
                     )));
                 }
-                filter(words, format!("label={value}"));
+                push_filter(words, format!("label={value}"));
             }
             "name" => {
-                filter(words, format!("label=io.kubernetes.container.name={value}"));
+                push_filter(words, format!("label=io.kubernetes.container.name={value}"));
                 out.note("crictl --name is a regular expression; the docker label filter matches the container name exactly");
                 uses_labels = true;
             }
             "pod" => {
-                filter(words, format!("label={SANDBOX_LABEL}={value}"));
+                push_filter(words, format!("label={SANDBOX_LABEL}={value}"));
                 uses_labels = true;
             }
             "namespace" => {
-                filter(words, format!("label={POD_NAMESPACE_LABEL}={value}"));
+                push_filter(words, format!("label={POD_NAMESPACE_LABEL}={value}"));
                 out.note("crictl --namespace is a regular expression; the docker label filter matches the namespace exactly");
                 uses_labels = true;
             }
@@ -146,7 +148,7 @@ fn container_filters(
                     "unknown" => {
                         out.note("docker has no unknown state: --state unknown is dropped");
                     }
-                    _ => filter(words, format!("status={state}")),
+                    _ => push_filter(words, format!("status={state}")),
                 }
             }
             _ => {}
@@ -241,11 +243,9 @@ fn images(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
             "filter" => {
                 let (key, _) = split_filter(&value, name, "dangling=true")?;
                 match key {
-                    "dangling" | "before" | "since" => {
-                        words.extend(["--filter".to_string(), value.clone()]);
-                    }
+                    "dangling" | "before" | "since" => push_filter(&mut words, value.clone()),
                     "reference" => {
-                        words.extend(["--filter".to_string(), value.clone()]);
+                        push_filter(&mut words, value.clone());
                         out.note("docker reads the reference filter as a glob; crictl read it as a regular expression");
                     }
                     _ => {
@@ -806,15 +806,10 @@ fn pods(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
         .map(|state| state.to_ascii_lowercase());
     match state.as_deref() {
         None => words.push("-a".into()),
-        Some("ready" | "sandbox_ready") => {
-            words.extend(["--filter".to_string(), "status=running".to_string()]);
-        }
+        Some("ready" | "sandbox_ready") => push_filter(&mut words, "status=running"),
         Some("notready" | "sandbox_notready") => {
-            words.extend([
-                "-a".to_string(),
-                "--filter".to_string(),
-                "status=exited".to_string(),
-            ]);
+            words.push("-a".into());
+            push_filter(&mut words, "status=exited");
         }
         Some(other) => {
             return Err(Error::usage(format!(
@@ -822,29 +817,23 @@ fn pods(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
             )));
         }
     }
-    words.extend(["--filter".to_string(), SANDBOX_TYPE_FILTER.to_string()]);
+    push_filter(&mut words, SANDBOX_TYPE_FILTER);
     for flag in &parsed.flags {
         if carry_over(flag, PODS_CARRIED, &mut words) {
             continue;
         }
         let value = flag.value.clone().unwrap_or_default();
         match flag.name {
-            "id" => words.extend(["--filter".to_string(), format!("id={value}")]),
+            "id" => push_filter(&mut words, format!("id={value}")),
             "name" => {
-                words.extend([
-                    "--filter".to_string(),
-                    format!("label={POD_NAME_LABEL}={value}"),
-                ]);
+                push_filter(&mut words, format!("label={POD_NAME_LABEL}={value}"));
                 out.note("crictl --name is a regular expression; the docker label filter matches the pod name exactly");
             }
             "namespace" => {
-                words.extend([
-                    "--filter".to_string(),
-                    format!("label={POD_NAMESPACE_LABEL}={value}"),
-                ]);
+                push_filter(&mut words, format!("label={POD_NAMESPACE_LABEL}={value}"));
                 out.note("crictl --namespace is a regular expression; the docker label filter matches the namespace exactly");
             }
-            "label" => words.extend(["--filter".to_string(), format!("label={value}")]),
+            "label" => push_filter(&mut words, format!("label={value}")),
             "verbose" => {
                 out.note("docker ps has no verbose listing: -v is dropped");
             }
