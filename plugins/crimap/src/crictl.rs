@@ -83,6 +83,17 @@ fn output_flag(parsed: &ParsedArgs, out: &mut Translation, words: &mut Vec<Strin
     }
 }
 
+/// Appends the docker filter `filter` (`KEY=VALUE`) to `words`.
+fn push_filter(words: &mut Vec<String>, filter: impl Into<String>) {
+    words.extend(["--filter".to_string(), filter.into()]);
+}
+
+/// Builds the shell command line `WORDS $(LIST)`, which runs `words` with the container IDs
+/// that the command `list` prints as arguments.
+fn on_listed_ids<S: AsRef<str>>(words: &[String], list: &[S]) -> String {
+    format!("{} $({})", join_quoted(words), join_quoted(list))
+}
+
 /// Container filter flags that `ps`, `inspect` and `exec` share.
 const FILTER_FLAGS: &[FlagSpec] = &[
     valued("id", None),
@@ -96,11 +107,6 @@ const FILTER_FLAGS: &[FlagSpec] = &[
     valued("last", Some('n')),
     switch("all", Some('a')),
 ];
-
-/// Appends the docker filter `filter` (`KEY=VALUE`) to `words`.
-fn push_filter(words: &mut Vec<String>, filter: impl Into<String>) {
-    words.extend(["--filter".to_string(), filter.into()]);
-}
 
 /// Container filter flags that docker ps has too, in docker's spelling.
 const FILTER_CARRIED: &CarriedFlags = &[("all", "-a"), ("last", "-n"), ("latest", "-l")];
@@ -370,11 +376,7 @@ fn inspect(input: &[String], name: &str, args: &[String]) -> Result<Translation>
     if parsed.positionals.is_empty() {
         let mut select = vec!["docker".to_string(), "ps".to_string(), "-q".to_string()];
         container_filters(&parsed, &mut out, &mut select)?;
-        out.raw_command(format!(
-            "{} $({})",
-            join_quoted(&words),
-            join_quoted(&select)
-        ));
+        out.raw_command(on_listed_ids(&words, &select));
         return Ok(out);
     }
     words.extend(parsed.positionals.iter().cloned());
@@ -398,8 +400,8 @@ fn inspectp(input: &[String], name: &str, args: &[String]) -> Result<Translation
     Ok(out)
 }
 
-/// Translates a crictl status command whose positional arguments are IDs (`argument` says of
-/// what) into the docker command `target` followed by those IDs.
+/// Translates a crictl status command that takes IDs into the docker command `target` followed
+/// by those IDs. The error for a missing ID calls it `argument`.
 fn inspect_ids(
     input: &[String],
     name: &str,
@@ -560,7 +562,7 @@ fn stop(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
                 "{name} --all takes no container IDs: drop either --all or the IDs"
             )));
         }
-        out.raw_command(format!("{} $(docker ps -q)", join_quoted(&words)));
+        out.raw_command(on_listed_ids(&words, &["docker", "ps", "-q"]));
         return Ok(out);
     }
     parsed.require_positional(name, "container id")?;
@@ -597,7 +599,7 @@ fn rm(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
         out.note("docker rm deletes the container's log with it: -k is dropped");
     }
     if parsed.has("all") {
-        out.raw_command(format!("{} $(docker ps -a -q)", join_quoted(&words)));
+        out.raw_command(on_listed_ids(&words, &["docker", "ps", "-a", "-q"]));
         return Ok(out);
     }
     parsed.require_positional(name, "container id")?;
@@ -720,7 +722,10 @@ fn stats(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
         .collect();
     match selector {
         Some(filter) => {
-            out.raw_command(for_filtered_containers(&words, &filter));
+            out.raw_command(on_listed_ids(
+                &words,
+                &["docker", "ps", "-q", "--filter", filter.as_str()],
+            ));
             if parsed.has("pod") {
                 out.note(LABELS_NOTE);
             }
@@ -731,16 +736,6 @@ fn stats(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
         }
     }
     Ok(out)
-}
-
-/// Builds the command line `WORDS $(docker ps -q --filter FILTER)`, which runs `words` on the
-/// running containers that match the docker filter `filter`.
-fn for_filtered_containers(words: &[String], filter: &str) -> String {
-    format!(
-        "{} $(docker ps -q --filter {})",
-        join_quoted(words),
-        crate::argv::shell_quote(filter)
-    )
 }
 
 const STATSP_FLAGS: &[FlagSpec] = &[
@@ -767,7 +762,10 @@ fn statsp(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
         Some(pod) => format!("label={SANDBOX_LABEL}={pod}"),
         None => format!("label={POD_UID_LABEL}"),
     };
-    out.raw_command(for_filtered_containers(&words, &filter));
+    out.raw_command(on_listed_ids(
+        &words,
+        &["docker", "ps", "-q", "--filter", filter.as_str()],
+    ));
     out.note("docker has no pod statistics: this lists the pod's containers one by one, without a pod total");
     out.note(LABELS_NOTE);
     Ok(out)
