@@ -264,6 +264,11 @@ fn unknown_flag(command: &str, written: &str, specs: &[FlagSpec]) -> Error {
     ))
 }
 
+/// Copies `words` into a new word list, to start a command line that more words are appended to.
+pub fn owned_words(words: &[&str]) -> Vec<String> {
+    words.iter().map(|word| word.to_string()).collect()
+}
+
 /// Quotes one word for a POSIX shell; plain words stay as they are.
 pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()

@@ -10,8 +10,8 @@
 use shared::{Error, Result};
 
 use crate::argv::{
-    CarriedFlags, FlagSpec, ParsedArgs, carry_over, join_quoted, parse, split_filter, switch,
-    valued,
+    CarriedFlags, FlagSpec, ParsedArgs, carry_over, join_quoted, owned_words, parse, split_filter,
+    switch, valued,
 };
 use crate::translation::Translation;
 
@@ -197,7 +197,7 @@ fn ps(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, &ps_flags(), None)?;
     parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["docker".to_string(), "ps".to_string()];
+    let mut words = owned_words(&["docker", "ps"]);
     container_filters(&parsed, &mut out, &mut words)?;
     if parsed.has("quiet") {
         words.push("-q".into());
@@ -239,7 +239,7 @@ fn images(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
     let parsed = parse(name, args, IMAGES_FLAGS, None)?;
     parsed.limit_positionals(name, 1, "at most one REPOSITORY[:TAG]")?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["docker".to_string(), "images".to_string()];
+    let mut words = owned_words(&["docker", "images"]);
     for flag in &parsed.flags {
         if carry_over(flag, IMAGES_CARRIED, &mut words) {
             continue;
@@ -294,7 +294,7 @@ fn logs(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, LOGS_FLAGS, None)?;
     parsed.require_positional(name, "container id")?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["docker".to_string(), "logs".to_string()];
+    let mut words = owned_words(&["docker", "logs"]);
     for flag in &parsed.flags {
         if carry_over(flag, LOGS_CARRIED, &mut words) {
             continue;
@@ -367,14 +367,11 @@ fn inspect(input: &[String], name: &str, args: &[String]) -> Result<Translation>
     flags.extend(FILTER_FLAGS.iter().copied());
     let parsed = parse(name, args, &flags, None)?;
     let mut out = Translation::new(input, true);
-    let mut words: Vec<String> = INSPECT_CONTAINERS
-        .iter()
-        .map(|word| word.to_string())
-        .collect();
+    let mut words = owned_words(INSPECT_CONTAINERS);
     status_flags(&parsed, &mut out, &mut words);
 
     if parsed.positionals.is_empty() {
-        let mut select = vec!["docker".to_string(), "ps".to_string(), "-q".to_string()];
+        let mut select = owned_words(&["docker", "ps", "-q"]);
         container_filters(&parsed, &mut out, &mut select)?;
         out.raw_command(on_listed_ids(&words, &select));
         return Ok(out);
@@ -412,7 +409,7 @@ fn inspect_ids(
     let parsed = parse(name, args, STATUS_FLAGS, None)?;
     parsed.require_positional(name, argument)?;
     let mut out = Translation::new(input, true);
-    let mut words: Vec<String> = target.iter().map(|word| word.to_string()).collect();
+    let mut words = owned_words(target);
     status_flags(&parsed, &mut out, &mut words);
     words.extend(parsed.positionals.iter().cloned());
     out.command(&words);
@@ -466,7 +463,7 @@ fn exec(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     }
 
     let mut out = Translation::new(input, true);
-    let mut words = vec!["docker".to_string(), "exec".to_string()];
+    let mut words = owned_words(&["docker", "exec"]);
     match (parsed.has("interactive"), parsed.has("tty")) {
         (true, true) => words.push("-it".into()),
         (true, false) => words.push("-i".into()),
@@ -496,7 +493,7 @@ fn exec(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     }
 
     // Filter flags select the containers, and all positionals are the command.
-    let mut select = vec!["docker".to_string(), "ps".to_string(), "-q".to_string()];
+    let mut select = owned_words(&["docker", "ps", "-q"]);
     container_filters(&parsed, &mut out, &mut select)?;
     words.push("\"$c\"".to_string());
     let command = join_quoted(&words[..words.len() - 1]);
@@ -519,7 +516,7 @@ fn attach(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
     let parsed = parse(name, args, ATTACH_FLAGS, None)?;
     parsed.require_positional(name, "container id")?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["docker".to_string(), "attach".to_string()];
+    let mut words = owned_words(&["docker", "attach"]);
     if !parsed.has("stdin") {
         words.push("--no-stdin".into());
     }
@@ -546,14 +543,9 @@ fn stop(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     // what docker kill does.
     let words: Vec<String> = if timeout == "0" {
         out.note("crictl stop without a timeout (or --timeout 0) makes the runtime send SIGKILL at once, as docker kill does");
-        vec!["docker".into(), "kill".into()]
+        owned_words(&["docker", "kill"])
     } else {
-        vec![
-            "docker".into(),
-            "stop".into(),
-            "-t".into(),
-            timeout.to_string(),
-        ]
+        owned_words(&["docker", "stop", "-t", timeout])
     };
 
     if parsed.has("all") {
@@ -576,7 +568,7 @@ fn start(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, &[], None)?;
     parsed.require_positional(name, "container id")?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["docker".to_string(), "start".to_string()];
+    let mut words = owned_words(&["docker", "start"]);
     words.extend(parsed.positionals.iter().cloned());
     out.command(&words);
     Ok(out)
@@ -591,7 +583,7 @@ const RM_FLAGS: &[FlagSpec] = &[
 fn rm(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, RM_FLAGS, None)?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["docker".to_string(), "rm".to_string()];
+    let mut words = owned_words(&["docker", "rm"]);
     if parsed.has("force") {
         words.push("-f".into());
     }
@@ -623,7 +615,7 @@ fn rmi(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
         return Ok(out);
     }
     parsed.require_positional(name, "image id")?;
-    let mut words = vec!["docker".to_string(), "rmi".to_string()];
+    let mut words = owned_words(&["docker", "rmi"]);
     words.extend(parsed.positionals.iter().cloned());
     out.command(&words);
     Ok(out)
@@ -698,7 +690,7 @@ const STATS_FLAGS: &[FlagSpec] = &[
 fn stats(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, STATS_FLAGS, None)?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["docker".to_string(), "stats".to_string()];
+    let mut words = owned_words(&["docker", "stats"]);
     if parsed.has("all") {
         words.push("-a".into());
     }
@@ -749,7 +741,7 @@ const STATSP_FLAGS: &[FlagSpec] = &[
 fn statsp(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, STATSP_FLAGS, None)?;
     let mut out = Translation::new(input, false);
-    let mut words = vec!["docker".to_string(), "stats".to_string()];
+    let mut words = owned_words(&["docker", "stats"]);
     if !parsed.has("watch") {
         words.push("--no-stream".into());
     }
@@ -797,7 +789,7 @@ fn pods(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, PODS_FLAGS, None)?;
     parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, false);
-    let mut words = vec!["docker".to_string(), "ps".to_string()];
+    let mut words = owned_words(&["docker", "ps"]);
 
     let state = parsed
         .value("state")
@@ -938,7 +930,7 @@ fn imagefsinfo(input: &[String], name: &str, args: &[String]) -> Result<Translat
     let parsed = parse(name, args, IMAGEFSINFO_FLAGS, None)?;
     parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["docker".to_string(), "system".to_string(), "df".to_string()];
+    let mut words = owned_words(&["docker", "system", "df"]);
     output_flag(&parsed, &mut out, &mut words);
     out.command(&words);
     out.note("docker system df reports space per images, containers, volumes and build cache, not per filesystem");
@@ -986,7 +978,7 @@ fn update(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
     let parsed = parse(name, args, UPDATE_FLAGS, None)?;
     parsed.require_positional(name, "container id")?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["docker".to_string(), "update".to_string()];
+    let mut words = owned_words(&["docker", "update"]);
     for flag in &parsed.flags {
         if carry_over(flag, UPDATE_CARRIED, &mut words) {
             continue;
@@ -1013,7 +1005,7 @@ fn version_or_info(
     let parsed = parse(name, args, specs, None)?;
     parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["docker".to_string(), command.to_string()];
+    let mut words = owned_words(&["docker", command]);
     output_flag(&parsed, &mut out, &mut words);
     if parsed.has("quiet") {
         out.note("docker info has no -q: it is dropped");
@@ -1028,7 +1020,7 @@ fn events(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
     let parsed = parse(name, args, EVENTS_FLAGS, None)?;
     parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["docker".to_string(), "events".to_string()];
+    let mut words = owned_words(&["docker", "events"]);
     output_flag(&parsed, &mut out, &mut words);
     out.command(&words);
     out.note("docker events also reports image, network and volume events; add --filter type=container for container events only");

@@ -9,8 +9,8 @@
 use shared::{Error, Result};
 
 use crate::argv::{
-    CarriedFlags, FlagSpec, ParsedArgs, carry_over, parse, shell_quote, split_filter, switch,
-    valued,
+    CarriedFlags, FlagSpec, ParsedArgs, carry_over, owned_words, parse, shell_quote, split_filter,
+    switch, valued,
 };
 use crate::translation::Translation;
 
@@ -169,7 +169,7 @@ fn ps(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, PS_FLAGS, None)?;
     parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["crictl".to_string(), "ps".to_string()];
+    let mut words = owned_words(&["crictl", "ps"]);
     for flag in &parsed.flags {
         if carry_over(flag, PS_CARRIED, &mut words) {
             continue;
@@ -256,7 +256,7 @@ fn images(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
     let parsed = parse(name, args, IMAGES_FLAGS, None)?;
     parsed.limit_positionals(name, 1, "at most one REPOSITORY[:TAG]")?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["crictl".to_string(), "images".to_string()];
+    let mut words = owned_words(&["crictl", "images"]);
     for flag in &parsed.flags {
         if carry_over(flag, IMAGES_CARRIED, &mut words) {
             continue;
@@ -324,7 +324,7 @@ fn logs(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     parsed.require_positional(name, "container")?;
     parsed.limit_positionals(name, 1, "one container")?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["crictl".to_string(), "logs".to_string()];
+    let mut words = owned_words(&["crictl", "logs"]);
     for flag in &parsed.flags {
         if carry_over(flag, LOGS_CARRIED, &mut words) {
             continue;
@@ -450,13 +450,13 @@ fn inspect(
     };
 
     if !containers.is_empty() {
-        let mut words = vec!["crictl".to_string(), "inspect".to_string()];
+        let mut words = owned_words(&["crictl", "inspect"]);
         words.extend(extra.iter().cloned());
         words.extend(containers);
         out.command(&words);
     }
     if !images.is_empty() {
-        let mut words = vec!["crictl".to_string(), "inspecti".to_string()];
+        let mut words = owned_words(&["crictl", "inspecti"]);
         words.extend(extra.iter().cloned());
         words.extend(images);
         out.command(&words);
@@ -472,7 +472,7 @@ fn nerdctl_words(namespaced: bool, command: &[&str], args: &[String]) -> Vec<Str
     if namespaced {
         words.extend(["--namespace".to_string(), K8S_NAMESPACE.to_string()]);
     }
-    words.extend(command.iter().map(|word| word.to_string()));
+    words.extend(owned_words(command));
     words.extend(args.iter().cloned());
     words
 }
@@ -497,7 +497,7 @@ fn exec(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
         )));
     }
     let mut out = Translation::new(input, true);
-    let mut words = vec!["crictl".to_string(), "exec".to_string()];
+    let mut words = owned_words(&["crictl", "exec"]);
     let interactive = parsed.has("interactive");
     let tty = parsed.has("tty");
     match (interactive, tty) {
@@ -558,7 +558,7 @@ fn attach(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
     let parsed = parse(name, args, ATTACH_FLAGS, None)?;
     parsed.require_positional(name, "container")?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["crictl".to_string(), "attach".to_string()];
+    let mut words = owned_words(&["crictl", "attach"]);
     if !parsed.has("no-stdin") {
         words.push("-i".into());
     }
@@ -580,9 +580,7 @@ fn kill(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, KILL_FLAGS, None)?;
     parsed.require_positional(name, "container")?;
     let mut out = Translation::new(input, true);
-    let mut words: Vec<String> = ["crictl", "stop", "--timeout", "0"]
-        .map(String::from)
-        .to_vec();
+    let mut words = owned_words(&["crictl", "stop", "--timeout", "0"]);
     words.extend(parsed.positionals.iter().cloned());
     out.command(&words);
     match parsed.value("signal") {
@@ -630,7 +628,7 @@ fn stop(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
             "10".to_string()
         }
     };
-    let mut words: Vec<String> = vec!["crictl".into(), "stop".into(), "--timeout".into(), timeout];
+    let mut words = owned_words(&["crictl", "stop", "--timeout", &timeout]);
     words.extend(parsed.positionals.iter().cloned());
     out.command(&words);
     if parsed.has("signal") {
@@ -651,7 +649,7 @@ fn start(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, START_FLAGS, None)?;
     parsed.require_positional(name, "container")?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["crictl".to_string(), "start".to_string()];
+    let mut words = owned_words(&["crictl", "start"]);
     words.extend(parsed.positionals.iter().cloned());
     out.command(&words);
     out.note("CRI starts only created containers; an exited container is replaced by the kubelet, not restarted");
@@ -676,7 +674,7 @@ fn rm(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, RM_FLAGS, None)?;
     parsed.require_positional(name, "container")?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["crictl".to_string(), "rm".to_string()];
+    let mut words = owned_words(&["crictl", "rm"]);
     if parsed.has("force") {
         words.push("-f".into());
     }
@@ -697,7 +695,7 @@ fn rmi(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
     let parsed = parse(name, args, RMI_FLAGS, None)?;
     parsed.require_positional(name, "image")?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["crictl".to_string(), "rmi".to_string()];
+    let mut words = owned_words(&["crictl", "rmi"]);
     words.extend(parsed.positionals.iter().cloned());
     out.command(&words);
     if parsed.has("force") {
@@ -752,7 +750,7 @@ fn stats(input: &[String], name: &str, args: &[String]) -> Result<Translation> {
         )));
     }
     let mut out = Translation::new(input, true);
-    let mut words = vec!["crictl".to_string(), "stats".to_string()];
+    let mut words = owned_words(&["crictl", "stats"]);
     if parsed.has("all") {
         words.push("-a".into());
     }
@@ -804,7 +802,7 @@ fn update(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
     let parsed = parse(name, args, UPDATE_FLAGS, None)?;
     parsed.require_positional(name, "container")?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["crictl".to_string(), "update".to_string()];
+    let mut words = owned_words(&["crictl", "update"]);
     for flag in &parsed.flags {
         if carry_over(flag, UPDATE_CARRIED, &mut words) {
             continue;
@@ -909,7 +907,7 @@ fn version_or_info(
     let parsed = parse(name, args, VERSION_FLAGS, None)?;
     parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["crictl".to_string(), command.to_string()];
+    let mut words = owned_words(&["crictl", command]);
     format_flag(&parsed, &mut out, &mut words);
     out.command(&words);
     if command == "info" {
@@ -929,7 +927,7 @@ fn events(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
     let parsed = parse(name, args, EVENTS_FLAGS, None)?;
     parsed.reject_positionals(name)?;
     let mut out = Translation::new(input, true);
-    let mut words = vec!["crictl".to_string(), "events".to_string()];
+    let mut words = owned_words(&["crictl", "events"]);
     format_flag(&parsed, &mut out, &mut words);
     out.command(&words);
     out.note("crictl events streams CRI container events; the runtime must support the CRI event stream (containerd 1.7+, CRI-O 1.26+)");
