@@ -208,6 +208,11 @@ pub fn split_filter<'a>(
     })
 }
 
+/// Appends `--filter FILTER` to `words`, the filter flag of docker commands and crictl images.
+pub fn push_filter(words: &mut Vec<String>, filter: impl Into<String>) {
+    words.extend(["--filter".to_string(), filter.into()]);
+}
+
 fn find_long<'a>(specs: &'a [FlagSpec], name: &str) -> Option<&'a FlagSpec> {
     specs
         .iter()

@@ -10,8 +10,8 @@
 use shared::{Error, Result};
 
 use crate::argv::{
-    CarriedFlags, FlagSpec, ParsedArgs, carry_over, join_quoted, owned_words, parse, split_filter,
-    switch, valued,
+    CarriedFlags, FlagSpec, ParsedArgs, carry_over, join_quoted, owned_words, parse, push_filter,
+    split_filter, switch, valued,
 };
 use crate::translation::Translation;
 
@@ -81,11 +81,6 @@ fn output_flag(parsed: &ParsedArgs, out: &mut Translation, words: &mut Vec<Strin
             ));
         }
     }
-}
-
-/// Appends the docker filter `filter` (`KEY=VALUE`) to `words`.
-fn push_filter(words: &mut Vec<String>, filter: impl Into<String>) {
-    words.extend(["--filter".to_string(), filter.into()]);
 }
 
 /// Builds the shell command line `WORDS $(LIST)`, which runs `words` with the container IDs

@@ -9,8 +9,8 @@
 use shared::{Error, Result};
 
 use crate::argv::{
-    CarriedFlags, FlagSpec, ParsedArgs, carry_over, owned_words, parse, shell_quote, split_filter,
-    switch, valued,
+    CarriedFlags, FlagSpec, ParsedArgs, carry_over, owned_words, parse, push_filter, shell_quote,
+    split_filter, switch, valued,
 };
 use crate::translation::Translation;
 
@@ -279,11 +279,9 @@ fn images(input: &[String], name: &str, args: &[String]) -> Result<Translation> 
 fn images_filter(filter: &str, words: &mut Vec<String>, out: &mut Translation) -> Result<()> {
     let (key, value) = split_filter(filter, "docker images", "dangling=true")?;
     match key {
-        "dangling" | "before" | "since" => {
-            words.extend(["--filter".to_string(), filter.to_string()]);
-        }
+        "dangling" | "before" | "since" => push_filter(words, filter),
         "reference" => {
-            words.extend(["--filter".to_string(), filter.to_string()]);
+            push_filter(words, filter);
             out.note(format!(
                 "crictl reads reference={value} as a regular expression; docker read it as a glob"
             ));
