@@ -120,11 +120,7 @@ fn inspect_container(container: &Container, volumes: &[Volume], findings: &mut V
         let Some(volume) = volumes.iter().find(|volume| volume.name == mount.name) else {
             continue;
         };
-        let Some(path) = volume
-            .host_path
-            .as_ref()
-            .map(|host| normalize_path(&host.path))
-        else {
+        let Some(path) = host_path_of(volume) else {
             continue;
         };
         let sub_path = mount.sub_path.as_deref().unwrap_or_default();
@@ -313,11 +309,7 @@ fn inspect_unmounted_volumes(spec: &PodSpec, findings: &mut Vec<Finding>) {
             .any(|mount| mount.name == volume)
     };
     for volume in spec.volumes.iter().flatten() {
-        let Some(path) = volume
-            .host_path
-            .as_ref()
-            .map(|host| normalize_path(&host.path))
-        else {
+        let Some(path) = host_path_of(volume) else {
             continue;
         };
         if mounted(&volume.name) {
@@ -331,6 +323,14 @@ fn inspect_unmounted_volumes(spec: &PodSpec, findings: &mut Vec<Finding>) {
             });
         }
     }
+}
+
+/// Returns the normalized host path of a hostPath volume, `None` for other volume types.
+fn host_path_of(volume: &Volume) -> Option<String> {
+    volume
+        .host_path
+        .as_ref()
+        .map(|host| normalize_path(&host.path))
 }
 
 fn normalize_path(path: &str) -> String {
