@@ -313,15 +313,11 @@ mod tests {
         valued("since", None),
     ];
 
-    fn words(list: &[&str]) -> Vec<String> {
-        list.iter().map(|word| word.to_string()).collect()
-    }
-
     #[test]
     fn parses_long_short_and_inline_values() {
         let parsed = parse(
             "docker logs",
-            &words(&["--tail=5", "-f", "--since", "1h", "web"]),
+            &owned_words(&["--tail=5", "-f", "--since", "1h", "web"]),
             SPECS,
             None,
         )
@@ -329,22 +325,28 @@ mod tests {
         assert_eq!(parsed.value("tail"), Some("5"));
         assert!(parsed.has("follow"));
         assert_eq!(parsed.value("since"), Some("1h"));
-        assert_eq!(parsed.positionals, words(&["web"]));
+        assert_eq!(parsed.positionals, owned_words(&["web"]));
     }
 
     #[test]
     fn splits_clusters_with_value_last() {
-        let parsed = parse("docker logs", &words(&["-ftn5", "web"]), SPECS, None).unwrap();
+        let parsed = parse("docker logs", &owned_words(&["-ftn5", "web"]), SPECS, None).unwrap();
         assert!(parsed.has("follow"));
         assert!(parsed.has("timestamps"));
         assert_eq!(parsed.value("tail"), Some("5"));
-        let parsed = parse("docker logs", &words(&["-fn", "7", "web"]), SPECS, None).unwrap();
+        let parsed = parse(
+            "docker logs",
+            &owned_words(&["-fn", "7", "web"]),
+            SPECS,
+            None,
+        )
+        .unwrap();
         assert_eq!(parsed.value("tail"), Some("7"));
     }
 
     #[test]
     fn alias_maps_to_canonical_name() {
-        let parsed = parse("docker logs", &words(&["--lines", "3"]), SPECS, None).unwrap();
+        let parsed = parse("docker logs", &owned_words(&["--lines", "3"]), SPECS, None).unwrap();
         assert_eq!(parsed.value("tail"), Some("3"));
     }
 
@@ -352,24 +354,24 @@ mod tests {
     fn flags_end_after_positionals() {
         let parsed = parse(
             "docker exec",
-            &words(&["-t", "web", "ls", "-f"]),
+            &owned_words(&["-t", "web", "ls", "-f"]),
             SPECS,
             Some(1),
         )
         .unwrap();
-        assert_eq!(parsed.positionals, words(&["web", "ls", "-f"]));
+        assert_eq!(parsed.positionals, owned_words(&["web", "ls", "-f"]));
     }
 
     #[test]
     fn double_dash_ends_flags() {
-        let parsed = parse("docker logs", &words(&["--", "-f"]), SPECS, None).unwrap();
-        assert_eq!(parsed.positionals, words(&["-f"]));
+        let parsed = parse("docker logs", &owned_words(&["--", "-f"]), SPECS, None).unwrap();
+        assert_eq!(parsed.positionals, owned_words(&["-f"]));
         assert!(!parsed.has("follow"));
     }
 
     #[test]
     fn unknown_flag_named_in_error() {
-        let error = parse("docker logs", &words(&["--bogus"]), SPECS, None).unwrap_err();
+        let error = parse("docker logs", &owned_words(&["--bogus"]), SPECS, None).unwrap_err();
         assert_eq!(
             error.to_string(),
             "unknown flag --bogus for docker logs: known flags are --since, -f/--follow, -n/--tail, -t/--timestamps"
@@ -379,7 +381,7 @@ mod tests {
 
     #[test]
     fn missing_value_rejected() {
-        let error = parse("docker logs", &words(&["--tail"]), SPECS, None).unwrap_err();
+        let error = parse("docker logs", &owned_words(&["--tail"]), SPECS, None).unwrap_err();
         assert_eq!(
             error.to_string(),
             "missing value for --tail of docker logs: pass it as --tail VALUE"
@@ -388,7 +390,7 @@ mod tests {
 
     #[test]
     fn switch_with_value_rejected() {
-        let error = parse("docker logs", &words(&["--follow=no"]), SPECS, None).unwrap_err();
+        let error = parse("docker logs", &owned_words(&["--follow=no"]), SPECS, None).unwrap_err();
         assert!(error.to_string().starts_with("invalid value \"no\""));
     }
 
@@ -396,7 +398,7 @@ mod tests {
     fn positionals_rejected_for_flag_only_command() {
         let parsed = parse(
             "docker ps",
-            &words(&["-a", "web"]),
+            &owned_words(&["-a", "web"]),
             &[switch("all", Some('a'))],
             None,
         )
@@ -411,7 +413,7 @@ mod tests {
 
     #[test]
     fn positionals_limited_after_max() {
-        let parsed = parse("docker logs", &words(&["web", "db"]), SPECS, None).unwrap();
+        let parsed = parse("docker logs", &owned_words(&["web", "db"]), SPECS, None).unwrap();
         assert!(parsed.limit_positionals("docker logs", 2, "two").is_ok());
         let error = parsed
             .limit_positionals("docker logs", 1, "one container")
@@ -424,7 +426,7 @@ mod tests {
 
     #[test]
     fn positional_required_names_argument() {
-        let parsed = parse("crictl logs", &words(&["-f"]), SPECS, None).unwrap();
+        let parsed = parse("crictl logs", &owned_words(&["-f"]), SPECS, None).unwrap();
         let error = parsed
             .require_positional("crictl logs", "container id")
             .unwrap_err();
@@ -440,7 +442,7 @@ mod tests {
         const CARRIED: &CarriedFlags = &[("follow", "-f"), ("tail", "--lines")];
         let parsed = parse(
             "docker logs",
-            &words(&["-f", "--tail=5", "-t", "-f"]),
+            &owned_words(&["-f", "--tail=5", "-t", "-f"]),
             SPECS,
             None,
         )
@@ -452,7 +454,7 @@ mod tests {
             .map(|flag| carry_over(flag, CARRIED, &mut translated))
             .collect();
         assert_eq!(carried, [true, true, false, true]);
-        assert_eq!(translated, words(&["-f", "--lines", "5", "-f"]));
+        assert_eq!(translated, owned_words(&["-f", "--lines", "5", "-f"]));
     }
 
     #[test]
