@@ -1010,6 +1010,11 @@ fn top(input: &[String], args: &[String]) -> Result<Translation> {
 fn without_crictl(input: &[String], command: &str, args: &[String]) -> Result<Translation> {
     let mut out = Translation::new(input, false);
     let nerdctl = |namespaced: bool| nerdctl_words(namespaced, &[command], args);
+    // These commands are passed on unparsed, so the words that do not start with `-` are
+    // taken as the image references.
+    // NOTE: a flag value given as its own word (`--platform linux/amd64`) is taken for a
+    // reference too.
+    let references: Vec<&String> = args.iter().filter(|arg| !arg.starts_with('-')).collect();
     let namespace_note = "--namespace k8s.io is the containerd namespace the kubelet uses, so the kubelet sees the result";
 
     match command {
@@ -1020,7 +1025,7 @@ fn without_crictl(input: &[String], command: &str, args: &[String]) -> Result<Tr
         }
         "push" => {
             out.command(&nerdctl(true));
-            if let Some(reference) = args.iter().find(|arg| !arg.starts_with('-')) {
+            if let Some(reference) = references.first() {
                 out.note(format!(
                     "crictl cannot push images; the ctr equivalent is ctr -n k8s.io images push {}",
                     shell_quote(reference)
@@ -1031,9 +1036,7 @@ fn without_crictl(input: &[String], command: &str, args: &[String]) -> Result<Tr
         }
         "tag" => {
             out.command(&nerdctl(true));
-            let positionals: Vec<&String> =
-                args.iter().filter(|arg| !arg.starts_with('-')).collect();
-            if let [source, target] = positionals.as_slice() {
+            if let [source, target] = references.as_slice() {
                 out.note(format!(
                     "crictl cannot tag images; the ctr equivalent, which needs full references, is ctr -n k8s.io images tag {} {}",
                     shell_quote(&full_reference(source)),
