@@ -131,6 +131,31 @@ pub fn apply_stdin(kubectl: &mut Command, manifests: &str) {
     );
 }
 
+/// Runs the real kubectl (see [`kubectl`]) against the cluster of `kubeconfig`.
+pub fn kubectl_at(kubeconfig: &Path, args: &[&str]) -> Output {
+    run(kubectl().env("KUBECONFIG", kubeconfig).args(args))
+}
+
+/// Applies one object with `kubectl apply -f -` against the cluster of `kubeconfig`.
+pub fn apply_json(kubeconfig: &Path, object: &serde_json::Value) {
+    apply_stdin(kubectl().env("KUBECONFIG", kubeconfig), &object.to_string());
+}
+
+/// Runs `kubectl get ARGS -o json` against the cluster of `kubeconfig` and returns the parsed
+/// output, panicking with kubectl's message when it fails.
+pub fn get_json(kubeconfig: &Path, args: &[&str]) -> serde_json::Value {
+    let mut full = vec!["get"];
+    full.extend(args);
+    full.extend(["-o", "json"]);
+    let output = kubectl_at(kubeconfig, &full);
+    assert!(
+        output.status.success(),
+        "kubectl {full:?} failed: {}",
+        stderr(&output)
+    );
+    serde_json::from_slice(&output.stdout).expect("kubectl prints JSON")
+}
+
 /// Returns stdout as text.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

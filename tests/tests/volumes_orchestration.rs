@@ -6,12 +6,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use testkit::apiserver::{KUBELET_ROOT_ANNOTATION, KubeletOptions, ServerOptions, TestServer};
-use testkit::plugins::{self, bin_dir, ensure_built};
+use testkit::plugins::{
+    self, apply_json as apply, bin_dir, ensure_built, get_json, kubectl_at as kubectl,
+};
 
 const PASSWORD: &str = "orchestration-password";
 /// Agent image that the simulated kubelet runs from the freshly built binaries.
@@ -57,41 +59,6 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
-    plugins::run(plugins::kubectl().env("KUBECONFIG", kubeconfig).args(args))
-}
-
-fn apply(kubeconfig: &Path, object: &Value) {
-    let mut child = plugins::kubectl()
-        .env("KUBECONFIG", kubeconfig)
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    serde_json::to_writer(child.stdin.take().unwrap(), object).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "kubectl apply: {}",
-        plugins::stderr(&output)
-    );
-}
-
-fn get_json(kubeconfig: &Path, args: &[&str]) -> Value {
-    let mut full = vec!["get"];
-    full.extend(args);
-    full.extend(["-o", "json"]);
-    let output = kubectl(kubeconfig, &full);
-    assert!(
-        output.status.success(),
-        "kubectl get: {}",
-        plugins::stderr(&output)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 fn migrate(kubeconfig: &Path, home: &Path) -> Command {
