@@ -4,74 +4,20 @@
 //! emptyDir's data reaches the new pod before its controller exists, and that a restore pod
 //! that cannot run stops the restore with the reason.
 
-use std::io::{BufRead, BufReader};
+mod volumes_support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use testkit::apiserver::{KUBELET_ROOT_ANNOTATION, KubeletOptions, ServerOptions, TestServer};
-use testkit::plugins::{
-    self, apply_json as apply, bin_dir, ensure_built, get_json, kubectl_at as kubectl,
-};
+use testkit::plugins::{self, apply_json as apply, get_json, kubectl_at as kubectl};
+use volumes_support::{LOCAL_AGENT_IMAGE, PodWatch, ServerProcess, migrate, tree_listing};
 
 const PASSWORD: &str = "orchestration-password";
-/// Agent image that the simulated kubelet runs from the freshly built binaries.
-const LOCAL_AGENT_IMAGE: &str = "example.test/kubectl-plugins-agent:test";
 /// Agent image the simulated kubelet only marks Running, so the test decides the outcome.
 const REMOTE_AGENT_IMAGE: &str = "example.test/kubectl-plugins-agent:remote";
-
-/// `test-apiserver` as a child process, killed on drop.
-///
-/// NOTE: the simulated kubelet does not resolve `valueFrom` in pod env, so the agent
-/// processes it starts would never see the password from the run's Secret. Running the
-/// server as a child with KUBECTL_MIGRATE_PASSWORD set lets the agents inherit it instead.
-struct ServerProcess {
-    child: Child,
-    kubeconfig: PathBuf,
-}
-
-impl ServerProcess {
-    fn start(folder: &Path) -> ServerProcess {
-        ensure_built(&["migrate"]);
-        let kubeconfig = folder.join("kubeconfig");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_test-apiserver"))
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
-            .arg("--local-image")
-            .arg(format!("{LOCAL_AGENT_IMAGE}={}", bin_dir().display()))
-            .env("KUBECTL_MIGRATE_PASSWORD", PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("failed to start test-apiserver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("http"), "test-apiserver printed {line:?}");
-        ServerProcess { child, kubeconfig }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn migrate(kubeconfig: &Path, home: &Path) -> Command {
-    ensure_built(&["migrate"]);
-    let mut command = Command::new(bin_dir().join("kubectl-migrate"));
-    command
-        .env("KUBECONFIG", kubeconfig)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("HOME", home)
-        .env("KUBECTL_MIGRATE_PASSWORD", PASSWORD);
-    command
-}
 
 fn annotated_pod(annotations: Value) -> Value {
     json!({
@@ -111,67 +57,10 @@ fn mount_named(container: &Value, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no mount {name} in {container}"))
 }
 
-/// Streams pod watch events of a namespace into memory until stopped.
-struct PodWatch {
-    child: Child,
-}
-
-impl PodWatch {
-    fn start(kubeconfig: &Path, namespace: &str) -> PodWatch {
-        PodWatch::start_for(kubeconfig, "pods", namespace)
-    }
-
-    /// Watches objects of another resource type, such as statefulsets.
-    fn start_for(kubeconfig: &Path, resource: &str, namespace: &str) -> PodWatch {
-        let child = plugins::kubectl()
-            .env("KUBECONFIG", kubeconfig)
-            .args([
-                "get",
-                resource,
-                "-n",
-                namespace,
-                "--watch",
-                "--output-watch-events",
-                "-o",
-                "json",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        PodWatch { child }
-    }
-
-    /// Stops the watch and returns the (type, object) events it saw.
-    fn stop(mut self) -> Vec<(String, Value)> {
-        let _ = self.child.kill();
-        let output = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
-            .wait_with_output()
-            .unwrap();
-        serde_json::Deserializer::from_slice(&output.stdout)
-            .into_iter::<Value>()
-            .filter_map(Result::ok)
-            .map(|event| {
-                (
-                    event["type"].as_str().unwrap_or("").to_string(),
-                    event["object"].clone(),
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for PodWatch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn backup_runs_agent_pods_for_annotated_volumes() {
     let work = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(work.path());
+    let server = ServerProcess::start(work.path(), PASSWORD);
     let kubeconfig = &server.kubeconfig;
     apply(
         kubeconfig,
@@ -196,8 +85,7 @@ fn backup_runs_agent_pods_for_annotated_volumes() {
 
     let location = format!("file://{}", work.path().join("location").display());
     let watch = PodWatch::start(kubeconfig, "shop");
-    std::thread::sleep(Duration::from_millis(500));
-    let output = plugins::run(migrate(kubeconfig, work.path()).args([
+    let output = plugins::run(migrate(kubeconfig, work.path(), PASSWORD).args([
         "backup",
         "create",
         "nightly-1",
@@ -214,7 +102,6 @@ fn backup_runs_agent_pods_for_annotated_volumes() {
         "--volume-timeout",
         "120",
     ]));
-    std::thread::sleep(Duration::from_millis(500));
     let events = watch.stop();
     let stdout = plugins::stdout(&output);
     let stderr = plugins::stderr(&output);
@@ -294,7 +181,7 @@ fn backup_runs_agent_pods_for_annotated_volumes() {
     assert_eq!(pods["items"].as_array().unwrap().len(), 1);
 
     // The record feeds describe --details, and verify opens every chunk.
-    let describe = plugins::run(migrate(kubeconfig, work.path()).args([
+    let describe = plugins::run(migrate(kubeconfig, work.path(), PASSWORD).args([
         "backup",
         "describe",
         "nightly-1",
@@ -310,7 +197,7 @@ fn backup_runs_agent_pods_for_annotated_volumes() {
     for cell in ["shop", "db-0", "emptyDir", "40001", "2"] {
         assert!(row.contains(cell), "row {row:?} lacks {cell}");
     }
-    let verify = plugins::run(migrate(kubeconfig, work.path()).args([
+    let verify = plugins::run(migrate(kubeconfig, work.path(), PASSWORD).args([
         "backup",
         "verify",
         "nightly-1",
@@ -344,7 +231,7 @@ fn backup_runs_agent_pods_for_annotated_volumes() {
     let record = folder.join("backups/nightly-1/volumes/shop/db-0/scratch.json");
     let text = std::fs::read_to_string(&record).unwrap();
     std::fs::write(&record, text.replace("\"node-1\"", "\"node-9\"")).unwrap();
-    let verify = plugins::run(migrate(kubeconfig, work.path()).args([
+    let verify = plugins::run(migrate(kubeconfig, work.path(), PASSWORD).args([
         "backup",
         "verify",
         "nightly-1",
@@ -411,7 +298,7 @@ fn write_pvc_backup(kubeconfig: &Path, home: &Path, location: &str, storage_clas
             }
         }),
     );
-    let output = plugins::run(migrate(kubeconfig, home).args([
+    let output = plugins::run(migrate(kubeconfig, home, PASSWORD).args([
         "backup",
         "create",
         "with-data",
@@ -447,7 +334,7 @@ fn in_process_server() -> TestServer {
 }
 
 fn restore_command(server: &TestServer, home: &Path, location: &str, extra: &[&str]) -> Command {
-    let mut command = migrate(server.kubeconfig(), home);
+    let mut command = migrate(server.kubeconfig(), home, PASSWORD);
     command.args([
         "restore",
         "create",
@@ -653,7 +540,7 @@ fn interrupted_restore_deletes_pod_and_secret() {
 #[test]
 fn backup_reports_agent_failure_reason() {
     let work = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(work.path());
+    let server = ServerProcess::start(work.path(), PASSWORD);
     let kubeconfig = &server.kubeconfig;
     apply(
         kubeconfig,
@@ -675,7 +562,7 @@ fn backup_reports_agent_failure_reason() {
     // The plugin creates the repository with another password than the agents get.
     let location = format!("file://{}", work.path().join("location").display());
     let output = plugins::run(
-        migrate(kubeconfig, work.path())
+        migrate(kubeconfig, work.path(), PASSWORD)
             .env("KUBECTL_MIGRATE_PASSWORD", "another-password")
             .args([
                 "backup",
@@ -716,7 +603,7 @@ fn backup_reports_agent_failure_reason() {
     );
     let log = std::fs::read_to_string(folder.join("backup.log")).unwrap();
     assert!(log.contains("backup nightly-1 failed at "), "{log}");
-    let get = plugins::run(migrate(kubeconfig, work.path()).args([
+    let get = plugins::run(migrate(kubeconfig, work.path(), PASSWORD).args([
         "backup",
         "get",
         "nightly-1",
@@ -725,7 +612,7 @@ fn backup_reports_agent_failure_reason() {
     ]));
     let table = plugins::stdout(&get);
     assert!(table.contains("Incomplete"), "{table}");
-    let restore = plugins::run(migrate(kubeconfig, work.path()).args([
+    let restore = plugins::run(migrate(kubeconfig, work.path(), PASSWORD).args([
         "restore",
         "create",
         "--from-backup",
@@ -755,7 +642,7 @@ fn interrupted_volume_step_leaves_backup_incomplete() {
         &annotated_pod(json!({"backup.velero.io/backup-volumes": "scratch"})),
     );
     let location = format!("file://{}", work.path().join("location").display());
-    let backup = migrate(kubeconfig, work.path())
+    let backup = migrate(kubeconfig, work.path(), PASSWORD)
         .args([
             "backup",
             "create",
@@ -871,47 +758,13 @@ fn wait_until_running(kubeconfig: &Path, namespace: &str, name: &str) -> Value {
     }
 }
 
-/// Describes every entry under a folder (path, type, mode, mtime, content or link target),
-/// sorted by path, so that two trees compare with one assert.
-fn tree_listing(root: &Path) -> Vec<String> {
-    use std::os::unix::fs::MetadataExt;
-
-    let mut listing = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let metadata = std::fs::symlink_metadata(&path).unwrap();
-            let relative = path.strip_prefix(root).unwrap().display().to_string();
-            let mode = metadata.mode() & 0o7777;
-            let detail = if metadata.is_symlink() {
-                format!("-> {}", std::fs::read_link(&path).unwrap().display())
-            } else if metadata.is_dir() {
-                pending.push(path.clone());
-                "dir".to_string()
-            } else {
-                let content = std::fs::read(&path).unwrap();
-                format!(
-                    "{} bytes, mtime {}, starts {:?}",
-                    content.len(),
-                    metadata.mtime(),
-                    String::from_utf8_lossy(&content[..content.len().min(16)])
-                )
-            };
-            listing.push(format!("{relative} {mode:o} {detail}"));
-        }
-    }
-    listing.sort();
-    listing
-}
-
 #[test]
 fn empty_dir_data_reaches_restored_pod() {
     let work = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(work.path().join("source")).unwrap();
     std::fs::create_dir_all(work.path().join("target")).unwrap();
-    let source = ServerProcess::start(&work.path().join("source"));
-    let target = ServerProcess::start(&work.path().join("target"));
+    let source = ServerProcess::start(&work.path().join("source"), PASSWORD);
+    let target = ServerProcess::start(&work.path().join("target"), PASSWORD);
     // Both simulated nodes keep their kubelet folders here; pod UIDs keep them apart.
     let kubelet_root = work.path().join("kubelet");
     let location = format!("file://{}", work.path().join("location").display());
@@ -938,7 +791,7 @@ fn empty_dir_data_reaches_restored_pod() {
     let original = tree_listing(&scratch);
 
     // Backup: the StatefulSet owns the pod, and the pod is kept for its emptyDir data.
-    let backup = plugins::run(migrate(&source.kubeconfig, work.path()).args([
+    let backup = plugins::run(migrate(&source.kubeconfig, work.path(), PASSWORD).args([
         "backup",
         "create",
         "cache-1",
@@ -976,7 +829,7 @@ fn empty_dir_data_reaches_restored_pod() {
         &target.kubeconfig,
         &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
     );
-    let dry_run = plugins::run(migrate(&target.kubeconfig, work.path()).args([
+    let dry_run = plugins::run(migrate(&target.kubeconfig, work.path(), PASSWORD).args([
         "restore",
         "create",
         "--from-backup",
@@ -1012,8 +865,7 @@ fn empty_dir_data_reaches_restored_pod() {
     // Restore into the second server, watching the order of creation.
     let pod_watch = PodWatch::start(&target.kubeconfig, "shop");
     let statefulset_watch = PodWatch::start_for(&target.kubeconfig, "statefulsets", "shop");
-    std::thread::sleep(Duration::from_millis(500));
-    let restore = plugins::run(migrate(&target.kubeconfig, work.path()).args([
+    let restore = plugins::run(migrate(&target.kubeconfig, work.path(), PASSWORD).args([
         "restore",
         "create",
         "--from-backup",
@@ -1025,7 +877,6 @@ fn empty_dir_data_reaches_restored_pod() {
         "--agent-image",
         LOCAL_AGENT_IMAGE,
     ]));
-    std::thread::sleep(Duration::from_millis(500));
     let pod_events = pod_watch.stop();
     let statefulset_events = statefulset_watch.stop();
     let stderr = plugins::stderr(&restore);
@@ -1119,7 +970,7 @@ fn agent_secrets_at(kubeconfig: &Path, namespace: &str) -> Vec<String> {
 /// runs) and a hand-written record that says emptyDir scratch of shop/cache-0 holds `snap-e`.
 fn write_empty_dir_backup(server: &TestServer, home: &Path, location: &str) {
     apply_stateful_cache_with(server.kubeconfig(), &home.join("kubelet"), "");
-    let output = plugins::run(migrate(server.kubeconfig(), home).args([
+    let output = plugins::run(migrate(server.kubeconfig(), home, PASSWORD).args([
         "backup",
         "create",
         "with-data",
@@ -1259,7 +1110,7 @@ fn unschedulable_restored_pod_fails_with_reason() {
 #[test]
 fn deployment_pod_kept_for_empty_dir_data() {
     let work = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(work.path());
+    let server = ServerProcess::start(work.path(), PASSWORD);
     let kubeconfig = &server.kubeconfig;
     let kubelet_root = work.path().join("kubelet");
     apply(
@@ -1304,7 +1155,7 @@ fn deployment_pod_kept_for_empty_dir_data() {
     }
 
     let location = format!("file://{}", work.path().join("location").display());
-    let output = plugins::run(migrate(kubeconfig, work.path()).args([
+    let output = plugins::run(migrate(kubeconfig, work.path(), PASSWORD).args([
         "backup",
         "create",
         "web-1",

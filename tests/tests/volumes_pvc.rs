@@ -5,20 +5,17 @@
 //! move a claim's data with `kubectl migrate backup create` and `restore create` through the
 //! real agent.
 
-use std::io::{BufRead, BufReader};
+mod volumes_support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use testkit::apiserver::{KubeletOptions, NodeSpec, ServerOptions, TestServer};
-use testkit::plugins::{
-    self, apply_json as apply, bin_dir, ensure_built, get_json, kubectl_at as kubectl,
-};
+use testkit::plugins::{self, apply_json as apply, get_json, kubectl_at as kubectl};
+use volumes_support::{LOCAL_AGENT_IMAGE, PodWatch, ServerProcess, migrate, tree_listing};
 
 const PASSWORD: &str = "pvc-password";
-/// Agent image that the simulated kubelet runs from the freshly built binaries.
-const LOCAL_AGENT_IMAGE: &str = "example.test/kubectl-plugins-agent:test";
 /// Image whose containers the kubelet runs from a folder of this test (host tools on `PATH`).
 const TOOLS_IMAGE: &str = "example.test/tools:1";
 
@@ -433,132 +430,6 @@ fn local_volume_places_pod_on_its_node() {
     );
 }
 
-/// `test-apiserver` as a child process, killed on drop. Its kubelet runs LOCAL_AGENT_IMAGE and
-/// keeps the private roots of pods under `temp` (through TMPDIR).
-///
-/// NOTE: the simulated kubelet does not resolve `valueFrom` in pod env, so the agents would
-/// never see the password from the run's Secret. The server runs with
-/// KUBECTL_MIGRATE_PASSWORD set, and the agents inherit it.
-struct ServerProcess {
-    child: Child,
-    kubeconfig: PathBuf,
-    temp: PathBuf,
-}
-
-impl ServerProcess {
-    fn start(folder: &Path) -> ServerProcess {
-        ensure_built(&["migrate"]);
-        let temp = folder.join("tmp");
-        std::fs::create_dir_all(&temp).unwrap();
-        let kubeconfig = folder.join("kubeconfig");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_test-apiserver"))
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
-            .arg("--local-image")
-            .arg(format!("{LOCAL_AGENT_IMAGE}={}", bin_dir().display()))
-            .env("KUBECTL_MIGRATE_PASSWORD", PASSWORD)
-            .env("TMPDIR", &temp)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("failed to start test-apiserver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("http"), "test-apiserver printed {line:?}");
-        ServerProcess {
-            child,
-            kubeconfig,
-            temp,
-        }
-    }
-
-    /// Lists the private root folders of the kubelet's pods that are still on the host.
-    fn private_roots(&self) -> Vec<String> {
-        std::fs::read_dir(&self.temp)
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|name| name.starts_with("test-kubelet-"))
-            .collect()
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn migrate(kubeconfig: &Path, home: &Path) -> Command {
-    ensure_built(&["migrate"]);
-    let mut command = Command::new(bin_dir().join("kubectl-migrate"));
-    command
-        .env("KUBECONFIG", kubeconfig)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("HOME", home)
-        .env("KUBECTL_MIGRATE_PASSWORD", PASSWORD);
-    command
-}
-
-/// Streams the watch events of pods in a namespace until stopped.
-struct PodWatch {
-    child: Child,
-}
-
-impl PodWatch {
-    fn start(kubeconfig: &Path, namespace: &str) -> PodWatch {
-        let child = plugins::kubectl()
-            .env("KUBECONFIG", kubeconfig)
-            .args([
-                "get",
-                "pods",
-                "-n",
-                namespace,
-                "--watch",
-                "--output-watch-events",
-                "-o",
-                "json",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // The watch must be established before the pods it should see are created.
-        std::thread::sleep(Duration::from_millis(500));
-        PodWatch { child }
-    }
-
-    /// Stops the watch and returns the first ADDED object whose name starts with `prefix`.
-    fn stop_and_find(mut self, prefix: &str) -> Value {
-        std::thread::sleep(Duration::from_millis(500));
-        let _ = self.child.kill();
-        let mut stdout = Vec::new();
-        std::io::Read::read_to_end(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-        serde_json::Deserializer::from_slice(&stdout)
-            .into_iter::<Value>()
-            .filter_map(Result::ok)
-            .find(|event| {
-                event["type"] == "ADDED"
-                    && event["object"]["metadata"]["name"]
-                        .as_str()
-                        .is_some_and(|name| name.starts_with(prefix))
-            })
-            .map(|event| event["object"].clone())
-            .unwrap_or_else(|| panic!("no pod {prefix}* was added"))
-    }
-}
-
-impl Drop for PodWatch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn set_mtime(path: &Path, seconds: u64) {
     let time = std::time::UNIX_EPOCH + Duration::from_secs(seconds);
     std::fs::File::open(path)
@@ -607,46 +478,6 @@ fn fill_volume(root: &Path) {
     for (index, path) in ["base/16384", "base", "conf"].iter().enumerate() {
         set_mtime(&root.join(path), 1_650_000_000 + index as u64 * 60);
     }
-}
-
-/// Describes every entry under a folder (type, mode, owner, mtime, link count, size and
-/// content digest, or link target), sorted by path, so two trees compare with one assert.
-fn tree_listing(root: &Path) -> Vec<String> {
-    use sha2::{Digest, Sha256};
-    use std::os::unix::fs::MetadataExt;
-
-    let mut listing = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let metadata = std::fs::symlink_metadata(&path).unwrap();
-            let relative = path.strip_prefix(root).unwrap().display().to_string();
-            let detail = if metadata.is_symlink() {
-                format!("-> {}", std::fs::read_link(&path).unwrap().display())
-            } else if metadata.is_dir() {
-                pending.push(path.clone());
-                format!("dir, mtime {}", metadata.mtime())
-            } else {
-                let digest = Sha256::digest(std::fs::read(&path).unwrap());
-                format!(
-                    "{} bytes, mtime {}, links {}, sha256 {:x}",
-                    metadata.len(),
-                    metadata.mtime(),
-                    metadata.nlink(),
-                    digest
-                )
-            };
-            listing.push(format!(
-                "{relative} {:o} {}:{} {detail}",
-                metadata.mode() & 0o7777,
-                metadata.uid(),
-                metadata.gid()
-            ));
-        }
-    }
-    listing.sort();
-    listing
 }
 
 fn apply_namespace(kubeconfig: &Path) {
@@ -743,7 +574,7 @@ fn claim_data_round_trips_through_agents() {
 
     // Source: the claim is bound to its volume, and the pod that uses it runs on node-1.
     std::fs::create_dir(work.path().join("source")).unwrap();
-    let source = ServerProcess::start(&work.path().join("source"));
+    let source = ServerProcess::start(&work.path().join("source"), PASSWORD);
     apply_namespace(&source.kubeconfig);
     apply(
         &source.kubeconfig,
@@ -759,7 +590,7 @@ fn claim_data_round_trips_through_agents() {
     apply_database(&source.kubeconfig);
 
     let watch = PodWatch::start(&source.kubeconfig, "shop");
-    let backup = plugins::run(migrate(&source.kubeconfig, work.path()).args([
+    let backup = plugins::run(migrate(&source.kubeconfig, work.path(), PASSWORD).args([
         "backup",
         "create",
         "db-1",
@@ -797,7 +628,7 @@ fn claim_data_round_trips_through_agents() {
     );
 
     // The record counts what the agent read through /data.
-    let describe = plugins::run(migrate(&source.kubeconfig, work.path()).args([
+    let describe = plugins::run(migrate(&source.kubeconfig, work.path(), PASSWORD).args([
         "backup",
         "describe",
         "db-1",
@@ -816,13 +647,13 @@ fn claim_data_round_trips_through_agents() {
 
     // Target: an empty folder behind a volume pre-bound to the claim that the restore creates.
     std::fs::create_dir(work.path().join("target")).unwrap();
-    let target = ServerProcess::start(&work.path().join("target"));
+    let target = ServerProcess::start(&work.path().join("target"), PASSWORD);
     apply(
         &target.kubeconfig,
         &shop_volume("pv-target", &target_folder),
     );
     let watch = PodWatch::start(&target.kubeconfig, "shop");
-    let restore = plugins::run(migrate(&target.kubeconfig, work.path()).args([
+    let restore = plugins::run(migrate(&target.kubeconfig, work.path(), PASSWORD).args([
         "restore",
         "create",
         "--from-backup",
@@ -887,7 +718,7 @@ fn restore_into_unbound_claim_fails_with_reason() {
     let work = tempfile::tempdir().unwrap();
     let location = format!("file://{}", work.path().join("location").display());
     std::fs::create_dir(work.path().join("server")).unwrap();
-    let server = ServerProcess::start(&work.path().join("server"));
+    let server = ServerProcess::start(&work.path().join("server"), PASSWORD);
     let kubeconfig = &server.kubeconfig;
 
     // A backup of the claim, and a record that gives the claim a snapshot.
@@ -898,7 +729,7 @@ fn restore_into_unbound_claim_fails_with_reason() {
             "metadata": {"name": "data-db", "namespace": "shop"},
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
     );
-    let backup = plugins::run(migrate(kubeconfig, work.path()).args([
+    let backup = plugins::run(migrate(kubeconfig, work.path(), PASSWORD).args([
         "backup",
         "create",
         "db-1",
@@ -927,7 +758,7 @@ fn restore_into_unbound_claim_fails_with_reason() {
 
     // Restore into a namespace where no PersistentVolume will ever bind the claim.
     let started = Instant::now();
-    let restore = plugins::run(migrate(kubeconfig, work.path()).args([
+    let restore = plugins::run(migrate(kubeconfig, work.path(), PASSWORD).args([
         "restore",
         "create",
         "--from-backup",
