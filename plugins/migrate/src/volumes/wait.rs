@@ -73,15 +73,10 @@ pub fn pod_state(pod: &Pod) -> PodState {
             }
         }
     }
-    let unscheduled = status.conditions.iter().flatten().find(|condition| {
-        condition.type_ == "PodScheduled"
-            && condition.status == "False"
-            && condition.reason.as_deref() == Some("Unschedulable")
-    });
-    if let Some(condition) = unscheduled {
-        return PodState::Unschedulable(condition.message.clone().unwrap_or_default());
+    match unschedulable_message(status) {
+        Some(message) => PodState::Unschedulable(message),
+        None => PodState::Pending,
     }
-    PodState::Pending
 }
 
 /// State of a restored pod whose emptyDir volumes wait for their data.
@@ -154,15 +149,10 @@ pub fn data_pod_state(pod: &Pod, wait_container: &str) -> DataPodState {
             }
         }
     }
-    let unscheduled = status.conditions.iter().flatten().find(|condition| {
-        condition.type_ == "PodScheduled"
-            && condition.status == "False"
-            && condition.reason.as_deref() == Some("Unschedulable")
-    });
-    if let Some(condition) = unscheduled {
-        return DataPodState::Unschedulable(condition.message.clone().unwrap_or_default());
+    match unschedulable_message(status) {
+        Some(message) => DataPodState::Unschedulable(message),
+        None => DataPodState::Pending,
     }
-    DataPodState::Pending
 }
 
 /// Waits until a restored pod is scheduled and its volumes are set up, and returns its node
@@ -175,54 +165,18 @@ pub async fn wait_for_data_pod(
     wait_container: &str,
     limits: WaitLimits,
 ) -> Result<(String, String), String> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let started = Instant::now();
-    let mut unschedulable_since: Option<Instant> = None;
-
-    loop {
-        let pod = pods
-            .get(name)
-            .await
-            .map_err(|error| format!("failed to read pod {namespace}/{name}: {error}"))?;
-        match data_pod_state(&pod, wait_container) {
-            DataPodState::Ready { node, uid } => return Ok((node, uid)),
-            DataPodState::Failed(reason) => {
-                return Err(with_events(
-                    client,
-                    namespace,
-                    name,
-                    format!("pod {namespace}/{name} failed: {reason}"),
-                )
-                .await);
-            }
-            DataPodState::Unschedulable(message) => {
-                let since = *unschedulable_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= limits.unschedulable {
-                    return Err(with_events(
-                        client,
-                        namespace,
-                        name,
-                        format!("pod {namespace}/{name} cannot be scheduled: {message}"),
-                    )
-                    .await);
-                }
-            }
-            DataPodState::Pending => unschedulable_since = None,
-        }
-        if started.elapsed() >= limits.total {
-            return Err(with_events(
-                client,
-                namespace,
-                name,
-                format!(
-                    "pod {namespace}/{name} was not scheduled with its volumes set up within {}s: raise --volume-timeout",
-                    limits.total.as_secs()
-                ),
-            )
-            .await);
-        }
-        tokio::time::sleep(limits.poll).await;
-    }
+    let classify = |pod: &Pod| match data_pod_state(pod, wait_container) {
+        DataPodState::Ready { node, uid } => Step::Done((node, uid)),
+        DataPodState::Failed(reason) => Step::Failed(reason),
+        DataPodState::Unschedulable(message) => Step::Unschedulable(message),
+        DataPodState::Pending => Step::Pending,
+    };
+    let timed_out = |seconds| {
+        format!(
+            "was not scheduled with its volumes set up within {seconds}s: raise --volume-timeout"
+        )
+    };
+    poll_pod(client, namespace, name, limits, classify, timed_out).await
 }
 
 /// Limits of one wait.
@@ -245,6 +199,49 @@ pub async fn wait_for_pod(
     name: &str,
     limits: WaitLimits,
 ) -> Result<(), String> {
+    let classify = |pod: &Pod| match pod_state(pod) {
+        PodState::Succeeded => Step::Done(()),
+        PodState::Failed(reason) => Step::Failed(reason),
+        PodState::Unschedulable(message) => Step::Unschedulable(message),
+        PodState::Pending => Step::Pending,
+    };
+    let timed_out = |seconds| format!("did not finish within {seconds}s: raise --volume-timeout");
+    poll_pod(client, namespace, name, limits, classify, timed_out).await
+}
+
+/// Returns the scheduler's message when the pod is marked Unschedulable.
+fn unschedulable_message(status: &k8s_openapi::api::core::v1::PodStatus) -> Option<String> {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|condition| {
+            condition.type_ == "PodScheduled"
+                && condition.status == "False"
+                && condition.reason.as_deref() == Some("Unschedulable")
+        })
+        .map(|condition| condition.message.clone().unwrap_or_default())
+}
+
+/// What one read of a pod tells a wait.
+enum Step<T> {
+    Done(T),
+    Failed(String),
+    Unschedulable(String),
+    Pending,
+}
+
+/// Reads the pod every `limits.poll` until `classify` reports it done, failed, or
+/// unschedulable for longer than `limits.unschedulable`, or `limits.total` has passed.
+/// `timed_out` words the total limit's message from its seconds.
+async fn poll_pod<T>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    limits: WaitLimits,
+    classify: impl Fn(&Pod) -> Step<T>,
+    timed_out: impl Fn(u64) -> String,
+) -> Result<T, String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let started = Instant::now();
     let mut unschedulable_since: Option<Instant> = None;
@@ -254,42 +251,29 @@ pub async fn wait_for_pod(
             .get(name)
             .await
             .map_err(|error| format!("failed to read pod {namespace}/{name}: {error}"))?;
-        match pod_state(&pod) {
-            PodState::Succeeded => return Ok(()),
-            PodState::Failed(reason) => {
-                return Err(with_events(
-                    client,
-                    namespace,
-                    name,
-                    format!("pod {namespace}/{name} failed: {reason}"),
-                )
-                .await);
-            }
-            PodState::Unschedulable(message) => {
+        let failure = match classify(&pod) {
+            Step::Done(value) => return Ok(value),
+            Step::Failed(reason) => Some(format!("pod {namespace}/{name} failed: {reason}")),
+            Step::Unschedulable(message) => {
                 let since = *unschedulable_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= limits.unschedulable {
-                    return Err(with_events(
-                        client,
-                        namespace,
-                        name,
-                        format!("pod {namespace}/{name} cannot be scheduled: {message}"),
-                    )
-                    .await);
-                }
+                (since.elapsed() >= limits.unschedulable)
+                    .then(|| format!("pod {namespace}/{name} cannot be scheduled: {message}"))
             }
-            PodState::Pending => unschedulable_since = None,
-        }
-        if started.elapsed() >= limits.total {
-            return Err(with_events(
-                client,
-                namespace,
-                name,
+            Step::Pending => {
+                unschedulable_since = None;
+                None
+            }
+        };
+        let failure = failure.or_else(|| {
+            (started.elapsed() >= limits.total).then(|| {
                 format!(
-                    "pod {namespace}/{name} did not finish within {}s: raise --volume-timeout",
-                    limits.total.as_secs()
-                ),
-            )
-            .await);
+                    "pod {namespace}/{name} {}",
+                    timed_out(limits.total.as_secs())
+                )
+            })
+        });
+        if let Some(message) = failure {
+            return Err(with_events(client, namespace, name, message).await);
         }
         tokio::time::sleep(limits.poll).await;
     }
