@@ -446,10 +446,29 @@ fn service_allocation_and_immutability() {
     let out_of_range = api.post(path, service("low", Some(80)));
     assert_eq!(out_of_range.code, 422);
 
+    // The API server's own Service has the first address, so asking for it again clashes.
+    let kubernetes = api.get(&format!("{path}/kubernetes"));
+    assert_eq!(kubernetes.body["spec"]["clusterIP"], "10.100.0.1");
+    let mut duplicate_ip = service("duplicate-ip", None);
+    duplicate_ip["spec"]["clusterIP"] = json!("10.100.0.1");
+    let duplicate_ip = api.post(path, duplicate_ip);
+    assert_eq!(duplicate_ip.code, 422);
+    assert!(
+        duplicate_ip.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("provided IP is already allocated")
+    );
+
+    let other_ip = if ip == "10.100.0.200" {
+        "10.100.0.201"
+    } else {
+        "10.100.0.200"
+    };
     let changed = api.patch(
         &format!("{path}/first"),
         "application/merge-patch+json",
-        json!({"spec": {"clusterIP": "10.100.0.200"}}),
+        json!({"spec": {"clusterIP": other_ip}}),
     );
     assert_eq!(changed.code, 422);
     assert!(

@@ -129,11 +129,15 @@ pub(crate) fn bootstrap(state: &ServerState) -> Result<(), String> {
         .map_err(|error| format!("failed to create namespace {name}: {}", error.message))?;
     }
     if !store.contains(&Key::new("", "services", "default", "kubernetes")) {
+        // kube-apiserver gives its own Service the first address of the range.
+        let (network, _) = admission::parse_cidr(&state.options.service_cidr)?;
+        let first_address = std::net::Ipv4Addr::from(network + 1).to_string();
         let service = json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kubernetes", "namespace": "default",
                          "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}
+            "spec": {"type": "ClusterIP", "clusterIP": first_address,
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}
         });
         create_object(
             state,
