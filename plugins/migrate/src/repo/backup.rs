@@ -1,9 +1,10 @@
 //! Backup of a folder into a snapshot: walk, chunk, deduplicate, seal, pack and upload.
 //!
-//! The walk and the chunker run on one thread. Compression and sealing run on `workers`
-//! threads. One packer thread fills packs and hands each to an upload task, with at most
-//! `uploads` packs in flight. The bounded channels between the stages keep memory at about
-//! `(2 * workers) * CHUNK_MAX * 2 + (uploads + 1) * PACK_TARGET_SIZE`.
+//! The walk runs on one thread and hands each file to be read to one of `readers` threads,
+//! which chunk it and hash the chunks. Compression and sealing run on `workers` threads. One
+//! packer thread fills packs and hands each to an upload task, with at most `uploads` packs in
+//! flight. The bounded channels between the stages keep memory at about
+//! `(readers + 4 * workers) * CHUNK_MAX + (uploads + 1) * PACK_TARGET_SIZE`.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -11,11 +12,12 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use fastcdc::v2020::{Normalization, StreamCDC};
+use fastcdc::v2020::{FastCDC, Normalization};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
@@ -32,6 +34,8 @@ use super::{Error, Repository, RepositoryBackend};
 #[derive(Debug, Clone)]
 pub struct BackupOptions {
     pub tags: SnapshotTags,
+    /// Threads that read, chunk and hash files, each one file at a time.
+    pub readers: usize,
     /// Threads that compress and seal chunks.
     pub workers: usize,
     /// Packs uploaded at the same time.
@@ -41,10 +45,11 @@ pub struct BackupOptions {
 }
 
 impl BackupOptions {
-    /// Options with one worker per CPU and two uploads in flight.
+    /// Options with two readers, one worker per CPU and two uploads in flight.
     pub fn new(tags: SnapshotTags) -> Self {
         BackupOptions {
             tags,
+            readers: 2,
             workers: std::thread::available_parallelism().map_or(2, |count| count.get()),
             uploads: 2,
             full: false,
@@ -93,6 +98,7 @@ pub async fn backup_folder(
         backend: repository.backend().clone(),
         index,
         runtime: Handle::current(),
+        readers: options.readers.max(1),
         workers: options.workers.max(1),
         uploads: options.uploads.max(1),
     };
@@ -130,12 +136,17 @@ struct Pipeline {
     backend: Arc<dyn RepositoryBackend>,
     index: Arc<Index>,
     runtime: Handle,
+    readers: usize,
     workers: usize,
     uploads: usize,
 }
 
-/// A chunk on its way from the chunker to the sealing workers.
+/// A chunk on its way from a reader to the sealing workers.
 type RawChunk = (ChunkId, Vec<u8>);
+
+/// A file on its way from the walk to a reader: its node's position in the tree, path and
+/// size.
+type FileJob = (usize, std::path::PathBuf, u64);
 
 impl Pipeline {
     fn run(
@@ -145,7 +156,13 @@ impl Pipeline {
     ) -> Result<(Tree, SnapshotStats, Vec<IndexedPack>), Error> {
         let (raw_sender, raw_receiver) = sync_channel::<RawChunk>(self.workers * 2);
         let (sealed_sender, sealed_receiver) = sync_channel::<SealedChunk>(self.workers * 2);
+        let (job_sender, job_receiver) = sync_channel::<FileJob>(self.readers * 16);
+        // The workers hold the only handles of the chunk receiver and the readers those of the
+        // job receiver, so sends into a stage fail once all of its threads have stopped.
         let raw_receiver = Arc::new(Mutex::new(raw_receiver));
+        let job_receiver = Arc::new(Mutex::new(job_receiver));
+        let pending = Mutex::new(HashSet::new());
+        let stopped = AtomicBool::new(false);
 
         std::thread::scope(|scope| {
             let mut worker_handles = Vec::new();
@@ -156,37 +173,75 @@ impl Pipeline {
                 worker_handles.push(scope.spawn(move || seal_worker(&key, &receiver, &sender)));
             }
             drop(sealed_sender);
+            drop(raw_receiver);
             let packer = scope.spawn(|| self.pack_and_upload(sealed_receiver));
 
+            let mut reader_handles = Vec::new();
+            for _ in 0..self.readers {
+                let mut reader = Reader {
+                    key: &self.key,
+                    index: &self.index,
+                    pending: &pending,
+                    sender: raw_sender.clone(),
+                    stats: SnapshotStats::default(),
+                    buffer: Vec::new(),
+                };
+                let jobs = job_receiver.clone();
+                let stopped = &stopped;
+                reader_handles.push(scope.spawn(move || {
+                    let read = reader.read_files(&jobs);
+                    drop(jobs);
+                    if read.is_err() {
+                        stopped.store(true, Ordering::Relaxed);
+                    }
+                    read.map(|extents| (extents, reader.stats))
+                }));
+            }
+            drop(raw_sender);
+            drop(job_receiver);
+
             let mut walker = Walker {
-                key: &self.key,
                 index: &self.index,
-                sender: raw_sender,
+                jobs: job_sender,
+                stopped: &stopped,
                 parent: parent.map(files_by_path).unwrap_or_default(),
-                pending: HashSet::new(),
                 hard_links: HashMap::new(),
                 nodes: Vec::new(),
                 stats: SnapshotStats::default(),
             };
             let walked = walker.walk(source);
             let Walker {
-                nodes,
+                mut nodes,
                 mut stats,
-                sender,
+                jobs,
                 ..
             } = walker;
-            drop(sender);
+            drop(jobs);
 
-            // The walker dropped its sender, so the workers and then the packer finish. A
-            // failed stage closes its channels, which fails the stages before it: report the
-            // latest stage's error, the cause.
+            // The walker dropped its job sender, so the readers, then the workers and then the
+            // packer finish. A failed stage closes its channels, which fails the stages before
+            // it: report the latest stage's error, the cause.
+            let read = reader_handles
+                .into_iter()
+                .map(|handle| handle.join().expect("file reader panicked"))
+                .collect::<Result<Vec<_>, Error>>();
             let sealed = worker_handles
                 .into_iter()
                 .map(|handle| handle.join().expect("seal worker panicked"))
                 .collect::<Result<Vec<()>, Error>>();
             let packs = packer.join().expect("packer panicked")?;
             sealed?;
+            let read = read?;
             walked?;
+
+            for (extents, reader_stats) in read {
+                stats.read_bytes += reader_stats.read_bytes;
+                stats.new_chunks += reader_stats.new_chunks;
+                stats.new_bytes += reader_stats.new_bytes;
+                for (position, file_extents) in extents {
+                    nodes[position].extents = file_extents;
+                }
+            }
             stats.stored_bytes = packs.iter().map(|pack| pack.size).sum();
             Ok((Tree { nodes }, stats, packs))
         })
@@ -294,14 +349,14 @@ fn seal_worker(
     }
 }
 
-/// The walk over the source folder, producing the tree and feeding new chunks to the workers.
+/// The walk over the source folder, producing the tree and handing the files to be read to
+/// the readers.
 struct Walker<'a> {
-    key: &'a MasterKey,
     index: &'a Index,
-    sender: SyncSender<RawChunk>,
+    jobs: SyncSender<FileJob>,
+    /// Set by a reader that failed, so the walk stops early.
+    stopped: &'a AtomicBool,
     parent: std::collections::BTreeMap<&'a NodePath, &'a Node>,
-    /// Chunks sent in this run and not in the index yet.
-    pending: HashSet<ChunkId>,
     /// First path seen for each (device, inode) of a file with more than one link.
     hard_links: HashMap<(u64, u64), NodePath>,
     nodes: Vec<Node>,
@@ -326,9 +381,17 @@ impl Walker<'_> {
                     ));
                 }
             };
-            let node = self.visit(&path, relative.clone(), &metadata)?;
+            if self.stopped.load(Ordering::Relaxed) {
+                return Err(pipeline_stopped());
+            }
+            let (node, needs_read) = self.visit(&path, relative.clone(), &metadata)?;
             let is_dir = node.kind == NodeKind::Dir;
+            let size = node.size;
             self.nodes.push(node);
+            if needs_read {
+                let job = (self.nodes.len() - 1, path.clone(), size);
+                self.jobs.send(job).map_err(|_| pipeline_stopped())?;
+            }
 
             if is_dir {
                 let mut children = read_children(&path)?;
@@ -347,12 +410,14 @@ impl Walker<'_> {
         Ok(())
     }
 
+    /// Builds the node of one entry. The flag is true for a file that a reader has to chunk,
+    /// because the parent snapshot does not have it unchanged.
     fn visit(
         &mut self,
         path: &Path,
         relative: NodePath,
         metadata: &std::fs::Metadata,
-    ) -> Result<Node, Error> {
+    ) -> Result<(Node, bool), Error> {
         let kind = node_kind(metadata);
         let mut node = Node {
             path: relative,
@@ -392,22 +457,28 @@ impl Walker<'_> {
                     let identity = (metadata.dev(), metadata.ino());
                     if let Some(first) = self.hard_links.get(&identity) {
                         node.hardlink_to = Some(first.clone());
-                        return Ok(node);
+                        return Ok((node, false));
                     }
                     self.hard_links.insert(identity, node.path.clone());
                 }
-                node.extents = self.file_extents(path, &node)?;
+                match self.unchanged_extents(&node) {
+                    Some(extents) => {
+                        self.stats.unchanged_files += 1;
+                        node.extents = extents;
+                    }
+                    None => return Ok((node, true)),
+                }
             }
             _ => self.stats.other_entries += 1,
         }
-        Ok(node)
+        Ok((node, false))
     }
 
-    /// Returns the extents of a file: from the parent snapshot when size, mtime and inode
-    /// are unchanged and its chunks are indexed, by reading and chunking it otherwise.
-    fn file_extents(&mut self, path: &Path, node: &Node) -> Result<Vec<Extent>, Error> {
-        if let Some(previous) = self.parent.get(&node.path)
-            && previous.size == node.size
+    /// Returns the extents of the file in the parent snapshot when its size, mtime and inode
+    /// are unchanged and its chunks are indexed.
+    fn unchanged_extents(&self, node: &Node) -> Option<Vec<Extent>> {
+        let previous = self.parent.get(&node.path)?;
+        let unchanged = previous.size == node.size
             && previous.mtime_sec == node.mtime_sec
             && previous.mtime_nsec == node.mtime_nsec
             && previous.inode == node.inode
@@ -415,12 +486,49 @@ impl Walker<'_> {
                 .extents
                 .iter()
                 .flat_map(|extent| &extent.chunks)
-                .all(|chunk| self.index.contains(&chunk.id))
-        {
-            self.stats.unchanged_files += 1;
-            return Ok(previous.extents.clone());
-        }
+                .all(|chunk| self.index.contains(&chunk.id));
+        unchanged.then(|| previous.extents.clone())
+    }
+}
 
+fn pipeline_stopped() -> Error {
+    Error::Backend("the upload pipeline stopped early".to_string())
+}
+
+/// One file reader: chunks files, hashes the chunks and sends the new ones to the workers.
+struct Reader<'a> {
+    key: &'a MasterKey,
+    index: &'a Index,
+    /// Chunks sent in this run and not in the index yet, shared by all readers.
+    pending: &'a Mutex<HashSet<ChunkId>>,
+    sender: SyncSender<RawChunk>,
+    /// Only `read_bytes`, `new_chunks` and `new_bytes` are counted here.
+    stats: SnapshotStats,
+    /// The chunker's buffer.
+    buffer: Vec<u8>,
+}
+
+impl Reader<'_> {
+    /// Reads files until the walk ends; returns each file's node position and extents.
+    fn read_files(
+        &mut self,
+        jobs: &Mutex<Receiver<FileJob>>,
+    ) -> Result<Vec<(usize, Vec<Extent>)>, Error> {
+        let mut files = Vec::new();
+        loop {
+            let next = jobs
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .recv();
+            let Ok((position, path, size)) = next else {
+                return Ok(files);
+            };
+            files.push((position, self.file_extents(&path, size)?));
+        }
+    }
+
+    /// Reads and chunks the data regions of one file.
+    fn file_extents(&mut self, path: &Path, size: u64) -> Result<Vec<Extent>, Error> {
         let mut file = match File::open(path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -435,7 +543,7 @@ impl Walker<'_> {
             }
         };
         let mut extents = Vec::new();
-        for (offset, length) in data_regions(&file, node.size) {
+        for (offset, length) in data_regions(&file, size) {
             file.seek(SeekFrom::Start(offset)).map_err(|error| {
                 Error::io(format!("failed to seek in {}", path.display()), error)
             })?;
@@ -448,37 +556,113 @@ impl Walker<'_> {
     }
 
     fn chunk_region(&mut self, reader: impl Read, path: &Path) -> Result<Vec<ChunkRef>, Error> {
-        let chunker = StreamCDC::with_level_and_seed(
-            reader,
+        let mut chunker = Chunker::new(reader, self.key.chunker_seed, &mut self.buffer);
+        let mut chunks = Vec::new();
+        while let Some(data) = chunker
+            .next_chunk()
+            .map_err(|error| Error::io(format!("failed to read {}", path.display()), error))?
+        {
+            let id = self.key.chunk_id(data);
+            let length = data.len();
+            self.stats.read_bytes += length as u64;
+            chunks.push(ChunkRef {
+                id,
+                length: length as u32,
+            });
+
+            let is_new = !self.index.contains(&id)
+                && self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(id);
+            if is_new {
+                self.stats.new_chunks += 1;
+                self.stats.new_bytes += length as u64;
+                self.sender
+                    .send((id, data.to_vec()))
+                    .map_err(|_| pipeline_stopped())?;
+            }
+        }
+        Ok(chunks)
+    }
+}
+
+/// Splits a stream into FastCDC chunks with the repository's sizes and seed. It finds the
+/// same cut points as fastcdc's `StreamCDC` but keeps a buffer of several maximum-size chunks,
+/// so each byte is moved about once instead of once per chunk cut before it.
+struct Chunker<'a, R> {
+    source: R,
+    /// Reused from file to file; allocated on first use.
+    buffer: &'a mut Vec<u8>,
+    /// Unconsumed bytes are `buffer[start..end]`.
+    start: usize,
+    end: usize,
+    eof: bool,
+    seed: u64,
+}
+
+impl<'a, R: Read> Chunker<'a, R> {
+    const BUFFER_SIZE: usize = 4 * super::CHUNK_MAX as usize;
+
+    fn new(source: R, seed: u64, buffer: &'a mut Vec<u8>) -> Self {
+        Chunker {
+            source,
+            buffer,
+            start: 0,
+            end: 0,
+            eof: false,
+            seed,
+        }
+    }
+
+    /// Returns the next chunk, or `None` at the end of the stream.
+    fn next_chunk(&mut self) -> std::io::Result<Option<&[u8]>> {
+        let max_length = super::CHUNK_MAX as usize;
+        if self.end - self.start < max_length && !self.eof {
+            self.fill()?;
+        }
+        if self.start == self.end {
+            return Ok(None);
+        }
+
+        // The cut is searched in at most one maximum-size chunk, as StreamCDC does.
+        let window = &self.buffer[self.start..self.end.min(self.start + max_length)];
+        let fastcdc = FastCDC::with_level_and_seed(
+            window,
             super::CHUNK_MIN,
             super::CHUNK_AVERAGE,
             super::CHUNK_MAX,
             Normalization::Level1,
-            self.key.chunker_seed,
+            self.seed,
         );
-        let mut chunks = Vec::new();
-        for chunk in chunker {
-            let chunk = chunk.map_err(|error| {
-                Error::Backend(format!("failed to read {}: {error}", path.display()))
-            })?;
-            let id = self.key.chunk_id(&chunk.data);
-            self.stats.read_bytes += chunk.length as u64;
-            chunks.push(ChunkRef {
-                id,
-                length: chunk.length as u32,
-            });
+        let (_, length) = fastcdc.cut(0, window.len());
+        let chunk = self.start..self.start + length;
+        self.start += length;
+        Ok(Some(&self.buffer[chunk]))
+    }
 
-            if !self.index.contains(&id) && self.pending.insert(id) {
-                self.stats.new_chunks += 1;
-                self.stats.new_bytes += chunk.length as u64;
-                if self.sender.send((id, chunk.data)).is_err() {
-                    return Err(Error::Backend(
-                        "the upload pipeline stopped early".to_string(),
-                    ));
+    /// Moves the unconsumed bytes to the front and reads until the buffer is full or the
+    /// stream ends.
+    fn fill(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            *self.buffer = vec![0; Self::BUFFER_SIZE];
+        }
+        self.buffer.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        while self.end < self.buffer.len() {
+            match self.source.read(&mut self.buffer[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
                 }
+                Ok(read) => self.end += read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
             }
         }
-        Ok(chunks)
+        Ok(())
     }
 }
 
@@ -544,6 +728,53 @@ pub(crate) fn data_regions(file: &File, size: u64) -> Vec<(u64, u64)> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// Returns at most 7,000 bytes per read, so the chunker has to refill its buffer often.
+    struct ShortReads<'a>(&'a [u8]);
+
+    impl Read for ShortReads<'_> {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            let length = buffer.len().min(self.0.len()).min(7_000);
+            buffer[..length].copy_from_slice(&self.0[..length]);
+            self.0 = &self.0[length..];
+            Ok(length)
+        }
+    }
+
+    #[test]
+    fn chunker_cuts_like_stream_cdc() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let data: Vec<u8> = (0..23_000_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let seed = 0x1234_5678;
+
+        let expected: Vec<Vec<u8>> = fastcdc::v2020::StreamCDC::with_level_and_seed(
+            data.as_slice(),
+            super::super::CHUNK_MIN,
+            super::super::CHUNK_AVERAGE,
+            super::super::CHUNK_MAX,
+            Normalization::Level1,
+            seed,
+        )
+        .map(|chunk| chunk.unwrap().data)
+        .collect();
+        let mut buffer = Vec::new();
+        let mut chunker = Chunker::new(ShortReads(&data), seed, &mut buffer);
+        let mut chunks = Vec::new();
+        while let Some(chunk) = chunker.next_chunk().unwrap() {
+            chunks.push(chunk.to_vec());
+        }
+
+        assert!(expected.len() > 10, "{} chunks", expected.len());
+        assert_eq!(chunks.len(), expected.len());
+        assert!(chunks == expected, "chunk boundaries differ");
+    }
 
     #[test]
     fn data_regions_skip_holes() {

@@ -5,7 +5,7 @@
 //! Argon2id, whose salt and cost parameters sit beside it in the key file.
 
 use argon2::{Algorithm, Argon2, Params, Version};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +82,18 @@ impl MasterKey {
     /// stored, so a blob only opens under the same context (its chunk id or object kind).
     pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, Error> {
         seal_with(&self.encryption, plaintext, context)
+    }
+
+    /// Seals a blob in place. Its first [`NONCE_LEN`] bytes are reserved for the nonce and the
+    /// rest is the plaintext. The result has the same layout as [`MasterKey::seal`].
+    pub fn seal_in_place(&self, blob: &mut Vec<u8>, context: &[u8]) -> Result<(), Error> {
+        let (nonce, plaintext) = blob.split_at_mut(NONCE_LEN);
+        random_fill(nonce)?;
+        let tag = XChaCha20Poly1305::new((&self.encryption).into())
+            .encrypt_in_place_detached(XNonce::from_slice(nonce), context, plaintext)
+            .map_err(|_| Error::Corrupt("encryption failed".to_string()))?;
+        blob.extend_from_slice(&tag);
+        Ok(())
     }
 
     /// Decrypts and authenticates a blob made by [`MasterKey::seal`]; `None` when the

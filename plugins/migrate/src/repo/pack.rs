@@ -5,11 +5,13 @@
 //! associated data, so a blob moved to another id fails to open. The plaintext of a blob is
 //! one format byte (0 = stored, 1 = zstd) followed by the payload.
 
+use std::cell::RefCell;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Error;
-use super::crypto::{ChunkId, MasterKey};
+use super::crypto::{ChunkId, MasterKey, NONCE_LEN, TAG_LEN};
 
 /// Size at which a pack is closed and uploaded.
 pub const PACK_TARGET_SIZE: usize = 16 * 1024 * 1024;
@@ -44,20 +46,45 @@ pub struct SealedChunk {
 
 /// Compresses (when that makes it smaller) and seals one chunk.
 pub fn seal_chunk(key: &MasterKey, id: ChunkId, plaintext: &[u8]) -> Result<SealedChunk, Error> {
-    let compressed = zstd::bulk::compress(plaintext, ZSTD_LEVEL)
-        .map_err(|error| Error::Corrupt(format!("zstd compression failed: {error}")))?;
-    let mut framed = Vec::with_capacity(1 + compressed.len().min(plaintext.len()));
-    if compressed.len() < plaintext.len() {
-        framed.push(FORMAT_ZSTD);
-        framed.extend_from_slice(&compressed);
-    } else {
-        framed.push(FORMAT_STORED);
-        framed.extend_from_slice(plaintext);
+    // One zstd context and output buffer per thread: a fresh context costs more than
+    // compressing a small chunk.
+    thread_local! {
+        static COMPRESSION: RefCell<Option<(zstd::bulk::Compressor<'static>, Vec<u8>)>> =
+            const { RefCell::new(None) };
     }
-    Ok(SealedChunk {
-        id,
-        raw_length: plaintext.len() as u32,
-        sealed: key.seal(&framed, &id)?,
+
+    COMPRESSION.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let (compressor, compressed) = match cell.as_mut() {
+            Some(state) => state,
+            None => {
+                let compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|error| {
+                    Error::Corrupt(format!("failed to create a zstd context: {error}"))
+                })?;
+                cell.insert((compressor, Vec::new()))
+            }
+        };
+        compressed.clear();
+        compressed.reserve(zstd::zstd_safe::compress_bound(plaintext.len()));
+        compressor
+            .compress_to_buffer(plaintext, compressed)
+            .map_err(|error| Error::Corrupt(format!("zstd compression failed: {error}")))?;
+
+        let (format, payload) = if compressed.len() < plaintext.len() {
+            (FORMAT_ZSTD, compressed.as_slice())
+        } else {
+            (FORMAT_STORED, plaintext)
+        };
+        let mut sealed = Vec::with_capacity(NONCE_LEN + 1 + payload.len() + TAG_LEN);
+        sealed.resize(NONCE_LEN, 0);
+        sealed.push(format);
+        sealed.extend_from_slice(payload);
+        key.seal_in_place(&mut sealed, &id)?;
+        Ok(SealedChunk {
+            id,
+            raw_length: plaintext.len() as u32,
+            sealed,
+        })
     })
 }
 

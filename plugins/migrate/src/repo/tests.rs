@@ -358,3 +358,69 @@ async fn backup_of_missing_folder_fails() {
     .unwrap_err();
     assert!(error.to_string().contains("absent"), "{error}");
 }
+
+/// A local backend whose pack uploads fail, as when a bucket fills up mid-backup.
+struct FailingPacks(LocalBackend);
+
+impl RepositoryBackend for FailingPacks {
+    fn get<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<Vec<u8>, Error>> {
+        self.0.get(key)
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        data: Vec<u8>,
+    ) -> futures::future::BoxFuture<'a, Result<(), Error>> {
+        if key.starts_with("data/") {
+            return Box::pin(async move {
+                Err(Error::Backend(format!("failed to write {key}: disk full")))
+            });
+        }
+        self.0.put(key, data)
+    }
+
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<String>, Error>> {
+        self.0.list(prefix)
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<(), Error>> {
+        self.0.delete(key)
+    }
+
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_upload_stops_backup() {
+    // More data than the pipeline's channels and one pack hold, so every stage has to notice
+    // the failure instead of waiting on a full channel.
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("source");
+    std::fs::create_dir(&source).unwrap();
+    for file in 0..48 {
+        std::fs::write(
+            source.join(format!("file-{file:02}")),
+            noise(2 * file + 1, 1 << 20),
+        )
+        .unwrap();
+    }
+    let backend = Arc::new(FailingPacks(LocalBackend::new(
+        work.path().join(REPOSITORY_FOLDER),
+    )));
+    let repository = Repository::open_or_init(backend, PASSWORD).await.unwrap();
+
+    let options = BackupOptions::new(tags("data"));
+    let backup = backup_folder(&repository, &source, &options);
+    let error = tokio::time::timeout(std::time::Duration::from_secs(120), backup)
+        .await
+        .expect("backup hung after a failed upload")
+        .unwrap_err();
+    assert!(error.to_string().contains("disk full"), "{error}");
+    assert!(repository.snapshots().await.unwrap().is_empty());
+}
