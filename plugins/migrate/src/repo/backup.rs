@@ -2,9 +2,9 @@
 //!
 //! The walk runs on one thread and hands each file to be read to one of `readers` threads,
 //! which chunk it and hash the chunks. Compression and sealing run on `workers` threads. One
-//! packer thread fills packs and hands each to an upload task, with at most `uploads` packs in
-//! flight. The readers' buffers and the bounded channels between the stages keep memory at about
-//! `4 * (readers + workers) * CHUNK_MAX + (uploads + 1) * PACK_TARGET_SIZE`.
+//! packer thread fills packs and hands each to an upload task, with at most `uploads` packs
+//! in flight. The readers' buffers and the bounded channels between the stages keep memory
+//! at about `4 * (readers + workers) * CHUNK_MAX + (uploads + 1) * PACK_TARGET_SIZE`.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
