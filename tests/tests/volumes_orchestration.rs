@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use testkit::apiserver::{KUBELET_ROOT_ANNOTATION, KubeletOptions, ServerOptions, TestServer};
 use testkit::plugins::{self, apply_json as apply, get_json, kubectl_at as kubectl};
-use volumes_support::{LOCAL_AGENT_IMAGE, PodWatch, ServerProcess, migrate, tree_listing};
+use volumes_support::{
+    LOCAL_AGENT_IMAGE, PodWatch, ServerProcess, migrate, tree_listing, write_volume_record,
+};
 
 const PASSWORD: &str = "orchestration-password";
 /// Agent image the simulated kubelet only marks Running, so the test decides the outcome.
@@ -310,20 +312,13 @@ fn write_pvc_backup(kubeconfig: &Path, home: &Path, location: &str, storage_clas
     assert!(output.status.success(), "{}", plugins::stderr(&output));
 
     let folder = Path::new(location.trim_start_matches("file://"));
-    let record = folder.join("backups/with-data/volumes/shop/db-0/data.json");
-    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
-    std::fs::write(
-        &record,
-        serde_json::to_vec(&json!({
-            "namespace": "shop", "pod": "db-0", "volume": "data", "node": "node-1",
-            "source": {"pvc": {"claim": "data-db-0"}}, "snapshot": "snap-1",
-            "stats": {"files": 1, "directories": 1, "other_entries": 0, "total_bytes": 10,
-                "unchanged_files": 0, "read_bytes": 10, "new_chunks": 1, "new_bytes": 10,
-                "stored_bytes": 60, "duration_ms": 5}
-        }))
-        .unwrap(),
-    )
-    .unwrap();
+    write_volume_record(
+        &folder.join("backups/with-data"),
+        "db-0",
+        "data",
+        json!({"pvc": {"claim": "data-db-0"}}),
+        "snap-1",
+    );
 }
 
 fn in_process_server() -> TestServer {
@@ -685,9 +680,9 @@ fn interrupted_volume_step_leaves_backup_incomplete() {
     assert!(agent_secrets(&server, "shop").is_empty());
 }
 
-/// A StatefulSet `cache` in namespace shop and its pod cache-0, which the StatefulSet owns and
-/// whose emptyDir `scratch` is annotated for backup. The simulated kubelet creates the emptyDir
-/// folder under `kubelet_root`.
+/// Applies a StatefulSet `cache` in namespace shop and its pod cache-0, which the StatefulSet
+/// owns and whose emptyDir `scratch` is annotated for backup. The simulated kubelet creates the
+/// emptyDir folder under `kubelet_root`.
 fn apply_stateful_cache(kubeconfig: &Path, kubelet_root: &Path) -> Value {
     apply_stateful_cache_with(kubeconfig, kubelet_root, "scratch")
 }
@@ -967,7 +962,7 @@ fn agent_secrets_at(kubeconfig: &Path, namespace: &str) -> Vec<String> {
 }
 
 /// Writes a backup of the StatefulSet cache and its pod (kept with --include-owned, no agent
-/// runs) and a hand-written record that says emptyDir scratch of shop/cache-0 holds `snap-e`.
+/// runs) and a hand-written record that maps emptyDir scratch of shop/cache-0 to `snap-e`.
 fn write_empty_dir_backup(server: &TestServer, home: &Path, location: &str) {
     apply_stateful_cache_with(server.kubeconfig(), &home.join("kubelet"), "");
     let output = plugins::run(migrate(server.kubeconfig(), home, PASSWORD).args([
@@ -983,20 +978,13 @@ fn write_empty_dir_backup(server: &TestServer, home: &Path, location: &str) {
     assert!(output.status.success(), "{}", plugins::stderr(&output));
 
     let folder = Path::new(location.trim_start_matches("file://"));
-    let record = folder.join("backups/with-data/volumes/shop/cache-0/scratch.json");
-    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
-    std::fs::write(
-        &record,
-        serde_json::to_vec(&json!({
-            "namespace": "shop", "pod": "cache-0", "volume": "scratch", "node": "node-1",
-            "source": "emptyDir", "snapshot": "snap-e",
-            "stats": {"files": 1, "directories": 1, "other_entries": 0, "total_bytes": 10,
-                "unchanged_files": 0, "read_bytes": 10, "new_chunks": 1, "new_bytes": 10,
-                "stored_bytes": 60, "duration_ms": 5}
-        }))
-        .unwrap(),
-    )
-    .unwrap();
+    write_volume_record(
+        &folder.join("backups/with-data"),
+        "cache-0",
+        "scratch",
+        json!("emptyDir"),
+        "snap-e",
+    );
 }
 
 #[test]

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use testkit::apiserver::{KubeletOptions, NodeSpec, ServerOptions, TestServer};
 use testkit::plugins::{self, apply_json as apply, get_json, kubectl_at as kubectl};
-use volumes_support::{LOCAL_AGENT_IMAGE, PodWatch, ServerProcess, migrate, tree_listing};
+use volumes_support::{
+    LOCAL_AGENT_IMAGE, PodWatch, ServerProcess, migrate, tree_listing, write_volume_record,
+};
 
 const PASSWORD: &str = "pvc-password";
 /// Image whose containers the kubelet runs from a folder of this test (host tools on `PATH`).
@@ -739,22 +741,13 @@ fn restore_into_unbound_claim_fails_with_reason() {
         &location,
     ]));
     assert!(backup.status.success(), "{}", plugins::stderr(&backup));
-    let record = work
-        .path()
-        .join("location/backups/db-1/volumes/shop/db-0/data.json");
-    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
-    std::fs::write(
-        &record,
-        serde_json::to_vec(&json!({
-            "namespace": "shop", "pod": "db-0", "volume": "data", "node": "node-1",
-            "source": {"pvc": {"claim": "data-db"}}, "snapshot": "snap-1",
-            "stats": {"files": 1, "directories": 1, "other_entries": 0, "total_bytes": 10,
-                "unchanged_files": 0, "read_bytes": 10, "new_chunks": 1, "new_bytes": 10,
-                "stored_bytes": 60, "duration_ms": 5}
-        }))
-        .unwrap(),
-    )
-    .unwrap();
+    write_volume_record(
+        &work.path().join("location/backups/db-1"),
+        "db-0",
+        "data",
+        json!({"pvc": {"claim": "data-db"}}),
+        "snap-1",
+    );
 
     // Restore into a namespace where no PersistentVolume will ever bind the claim.
     let started = Instant::now();
@@ -801,10 +794,12 @@ fn security_context_limits_the_process() {
     )
     .unwrap();
     std::os::unix::fs::chown(folder.join("secret"), Some(999), Some(999)).unwrap();
+
     let server = tools_server(work.path());
     let kubeconfig = server.kubeconfig();
     apply(kubeconfig, &host_path_volume("pv-caps", &folder, None));
     apply(kubeconfig, &claim("data", Some("pv-caps")));
+
     let report = "id -u; id -g; grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status; \
         cat /data/secret 2>/dev/null || echo denied";
     // CapEff bit 2 is CAP_DAC_READ_SEARCH, and 0xa80425fb is the default set of containerd.
@@ -831,6 +826,7 @@ fn security_context_limits_the_process() {
             "65532\n65532\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t0\ndenied\n",
         ),
     ];
+
     for (name, context, expected) in cases {
         let mut pod = tools_pod(name, "data", report);
         pod["spec"]["containers"][0]["securityContext"] = context;

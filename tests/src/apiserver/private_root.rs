@@ -8,8 +8,8 @@
 //! the process id stays the container's own and a kill reaches the command itself. Between
 //! `chroot` and the command, `setpriv` applies the container's securityContext: user and group,
 //! capability bounding set and no_new_privs. The mounts exist only in the new namespace and
-//! disappear with its last process. The host sees only the empty temporary folder, which the
-//! caller removes.
+//! disappear with its last process. On the host only the empty temporary folder remains, and
+//! the caller removes it.
 
 use std::path::{Path, PathBuf};
 
@@ -89,7 +89,7 @@ impl Privileges {
             None
         } else {
             let dropped = names("drop");
-            let mut kept: Vec<String> = if dropped.iter().any(|name| name == "ALL") {
+            let mut bounding_set: Vec<String> = if dropped.iter().any(|name| name == "ALL") {
                 Vec::new()
             } else {
                 DEFAULT_CAPABILITIES
@@ -99,12 +99,12 @@ impl Privileges {
                     .collect()
             };
             for name in names("add") {
-                if !kept.contains(&name) {
-                    kept.push(name);
+                if !bounding_set.contains(&name) {
+                    bounding_set.push(name);
                 }
             }
-            kept.sort();
-            Some(kept)
+            bounding_set.sort();
+            Some(bounding_set)
         };
         Privileges {
             capabilities,
@@ -327,13 +327,13 @@ fn setup_script(
             }
         };
         let target = inside(&item.container_path);
-        let shown = quote(&item.container_path);
+        let quoted_path = quote(&item.container_path);
         lines.push(format!(
-            "{mount} --bind {source} {target} || fail 'failed to mount '{source}' at '{shown}"
+            "{mount} --bind {source} {target} || fail 'failed to mount '{source}' at '{quoted_path}"
         ));
         if item.read_only {
             lines.push(format!(
-                "{mount} -o remount,bind,ro {target} || fail 'failed to make '{shown}' read-only'"
+                "{mount} -o remount,bind,ro {target} || fail 'failed to make '{quoted_path}' read-only'"
             ));
         }
     }
@@ -403,6 +403,7 @@ mod tests {
             read_only_root: true,
             privileges: &privileges,
         };
+
         let tools = Tools {
             mount: PathBuf::from("/usr/bin/mount"),
             chroot: PathBuf::from("/usr/sbin/chroot"),
@@ -414,6 +415,7 @@ mod tests {
             &tools,
             &["kubectl-migrate".to_string(), "agent".to_string()],
         );
+
         let position = |needle: &str| {
             script
                 .find(needle)

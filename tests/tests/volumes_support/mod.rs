@@ -1,6 +1,6 @@
-//! Shared set-up of the volume data tests: `test-apiserver` as a child process whose kubelet
-//! runs the agent image from the workspace's built binaries, `kubectl-migrate` with a home of
-//! the test's own, pod watches, and a listing that compares two folder trees.
+//! Shared set-up of the volume data tests. It starts `test-apiserver` as a child process whose
+//! kubelet runs the agent image from the workspace's built binaries, and runs `kubectl-migrate`
+//! with a home of the test's own. It also watches pods and lists folder trees for comparison.
 
 #![allow(dead_code)]
 
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use testkit::plugins::{self, bin_dir, ensure_built};
 
 /// Agent image that the simulated kubelet runs from the freshly built binaries.
@@ -202,4 +202,19 @@ pub fn tree_listing(root: &Path) -> Vec<String> {
     }
     listing.sort();
     listing
+}
+
+/// Writes a hand-made volume record into the backup folder `backup`, for pod `pod` of
+/// namespace shop on node-1: the restore then looks for snapshot `snapshot` of `volume`.
+pub fn write_volume_record(backup: &Path, pod: &str, volume: &str, source: Value, snapshot: &str) {
+    let record = backup.join(format!("volumes/shop/{pod}/{volume}.json"));
+    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+    let content = json!({
+        "namespace": "shop", "pod": pod, "volume": volume, "node": "node-1",
+        "source": source, "snapshot": snapshot,
+        "stats": {"files": 1, "directories": 1, "other_entries": 0, "total_bytes": 10,
+            "unchanged_files": 0, "read_bytes": 10, "new_chunks": 1, "new_bytes": 10,
+            "stored_bytes": 60, "duration_ms": 5}
+    });
+    std::fs::write(&record, serde_json::to_vec(&content).unwrap()).unwrap();
 }

@@ -74,7 +74,7 @@ async fn create(kube: &KubeArgs, args: BackupCreateArgs) -> Result<()> {
 
     // Ctrl-C at any point before the manifest leaves the backup without one, so incomplete.
     // The volume step reacts to Ctrl-C itself, because it deletes its agent pods and Secret
-    // before it returns; a Ctrl-C between the steps is kept until the next check.
+    // before it returns. A Ctrl-C between the steps is kept until the next check.
     let _guard = crate::interrupt::guard();
     let mut stored = tokio::select! {
         result = store_objects(&client, &store, &request) => result?,

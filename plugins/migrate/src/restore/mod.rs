@@ -402,16 +402,10 @@ async fn restore_object(
     item: &Planned,
     uid_map: &Arc<Mutex<HashMap<String, String>>>,
 ) -> ItemResult {
-    let mut result = ItemResult {
-        api_version: item.target.api_version(),
-        kind: item.target.kind.clone(),
-        resource: item.target.group_resource(),
-        namespace: item.target.namespace.clone(),
-        name: item.target.name.clone(),
-        phase: item.phase.name().to_string(),
-        outcome: Outcome::Skipped,
-        reason: item.skip.clone().or_else(|| item.note.clone()),
-    };
+    let mut result = item.result(
+        Outcome::Skipped,
+        item.skip.clone().or_else(|| item.note.clone()),
+    );
     if item.skip.is_some() {
         return result;
     }

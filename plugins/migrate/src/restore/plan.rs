@@ -9,6 +9,7 @@ use crate::discovery::ResourceType;
 use crate::format::{ManifestObject, ObjectRef};
 use crate::mappings::Mappings;
 use crate::order::{Phase, phase_of};
+use crate::restore::result::{ItemResult, Outcome};
 use crate::sanitize::{
     SanitizeOptions, convert_legacy_ingress, sanitize, skip_reason, unbind_claim_without_volume,
 };
@@ -34,6 +35,22 @@ pub struct Planned {
     pub note: Option<String>,
 }
 
+impl Planned {
+    /// Starts the result of this object with `outcome` and `reason`.
+    pub fn result(&self, outcome: Outcome, reason: Option<String>) -> ItemResult {
+        ItemResult {
+            api_version: self.target.api_version(),
+            kind: self.target.kind.clone(),
+            resource: self.target.group_resource(),
+            namespace: self.target.namespace.clone(),
+            name: self.target.name.clone(),
+            phase: self.phase.name().to_string(),
+            outcome,
+            reason,
+        }
+    }
+}
+
 /// An object kept as compact JSON until it is sent. A parsed `Value` takes several times the
 /// memory of its JSON text, which decides the peak of a restore of tens of thousands of objects.
 #[derive(Debug, Clone)]
@@ -48,7 +65,8 @@ impl PackedObject {
         )
     }
 
-    /// Parses the object back; it was serialized from a `Value`, so this cannot fail.
+    /// Parses the object back. Only `new` builds a `PackedObject`, from a `Value`, so parsing
+    /// cannot fail.
     pub fn to_value(&self) -> Value {
         serde_json::from_slice(&self.0).expect("a packed object is valid JSON")
     }

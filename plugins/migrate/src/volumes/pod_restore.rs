@@ -225,16 +225,7 @@ async fn create_pod(
     dry_run: bool,
 ) -> (ItemResult, Option<String>) {
     let namespace = item.target.namespace.clone().unwrap_or_default();
-    let mut result = ItemResult {
-        api_version: item.target.api_version(),
-        kind: item.target.kind.clone(),
-        resource: item.target.group_resource(),
-        namespace: item.target.namespace.clone(),
-        name: item.target.name.clone(),
-        phase: item.phase.name().to_string(),
-        outcome: Outcome::Created,
-        reason: item.note.clone(),
-    };
+    let mut result = item.result(Outcome::Created, item.note.clone());
     let pod: Pod = match serde_json::from_value(object.clone()) {
         Ok(pod) => pod,
         Err(error) => {

@@ -635,7 +635,7 @@ mod tests {
     }
 
     #[test]
-    fn restore_wait_adds_init_containers_to_a_pod_without_any() {
+    fn restore_wait_creates_init_container_list() {
         let mut pod = app_pod();
         pod["spec"]
             .as_object_mut()
@@ -668,6 +668,7 @@ mod tests {
             &s3_location(),
         );
         let value = serde_json::to_value(&pod).unwrap();
+
         let data = "/var/lib/kubelet/pods/new-uid/volumes/kubernetes.io~empty-dir/scratch";
         let state =
             "/var/lib/kubelet/pods/new-uid/volumes/kubernetes.io~empty-dir/kubectl-migrate-restore";
@@ -680,6 +681,7 @@ mod tests {
             value["spec"]["tolerations"],
             json!([{"operator": "Exists"}])
         );
+
         assert_eq!(
             value["spec"]["volumes"],
             json!([
@@ -709,6 +711,7 @@ mod tests {
                 &format!("{state}/restored")
             ]
         );
+
         assert_eq!(
             container["securityContext"]["capabilities"],
             json!({"drop": ["ALL"], "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"]})

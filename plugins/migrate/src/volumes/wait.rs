@@ -223,7 +223,7 @@ fn unschedulable_message(status: &k8s_openapi::api::core::v1::PodStatus) -> Opti
         .map(|condition| condition.message.clone().unwrap_or_default())
 }
 
-/// What one read of a pod tells a wait.
+/// Outcome of one read of a pod during a wait.
 enum Step<T> {
     Done(T),
     Failed(String),
